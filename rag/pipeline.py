@@ -1,0 +1,178 @@
+"""The ask pipeline: question -> retrieve -> read -> :class:`Answer`."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from embeddings.encoder import Encoder
+from rag.answer import Answer, Citation, Passage, Timings
+from rag.config import RetrievalMode, Settings, get_settings
+from rag.documents import Document
+from rag.readers.base import Reader, Span
+from rag.retrieval import Retriever
+from rag.sentences import split_sentences
+from rag.store import IndexStore, open_index
+
+log = logging.getLogger(__name__)
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as it is; the message says why."""
+
+
+def validate_question(question: str, max_chars: int) -> str:
+    """The question stripped of outer whitespace, or :class:`QuestionError`."""
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionError("the question is empty: type a question in plain words")
+    question = question.strip()
+    if len(question) > max_chars:
+        raise QuestionError(
+            f"the question is {len(question)} characters long; the limit is {max_chars}"
+        )
+    return question
+
+
+def make_reader(settings: Settings, encoder: Encoder) -> Reader:
+    """The reader the settings name (``span`` is the trained model, ``sentence`` the baseline)."""
+    if settings.reader == "sentence":
+        from rag.readers.sentence import SentenceReader
+
+        return SentenceReader(encoder)
+    from rag.readers.span import SpanReader
+
+    return SpanReader.from_settings(settings)
+
+
+class AskPipeline:
+    """Cheap to construct; :meth:`warm_up` loads the index and models once; then :meth:`ask`."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        encoder: Encoder | None = None,
+        reader: Reader | None = None,
+    ):
+        self.settings = settings or get_settings()
+        self.encoder = encoder or Encoder(
+            self.settings.embedding_model, self.settings.embedding_batch_size
+        )
+        self.reader = reader
+        self.store: IndexStore | None = None
+        self.retriever: Retriever | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.retriever is not None
+
+    def warm_up(self, rebuild: bool = False) -> None:
+        """Load models and open (or build) the index; repeated calls do nothing."""
+        if self.ready and not rebuild:
+            return
+        s = self.settings
+        self.encoder.warm_up()
+        self.store = open_index(s, self.encoder, rebuild=rebuild)
+        self.retriever = Retriever(
+            self.store, self.encoder, s.candidates, s.rrf_k, s.dense_weight, s.bm25_weight
+        )
+        if self.reader is None:
+            self.reader = make_reader(s, self.encoder)
+        self.reader.warm_up()
+
+    # -- documents -----------------------------------------------------------------------
+    @property
+    def documents(self) -> list[Document]:
+        self.warm_up()
+        assert self.store is not None
+        return list(self.store.documents.values())
+
+    def document(self, doc_id: str) -> Document | None:
+        self.warm_up()
+        assert self.store is not None
+        return self.store.documents.get(doc_id)
+
+    def chunk_count(self, doc_id: str) -> int:
+        self.warm_up()
+        assert self.store is not None
+        return self.store.chunk_counts().get(doc_id, 0)
+
+    # -- asking --------------------------------------------------------------------------
+    def search(
+        self, query: str, mode: RetrievalMode | None = None, top_k: int | None = None
+    ) -> list[Passage]:
+        """The top passages for a query."""
+        query = validate_question(query, self.settings.max_question_chars)
+        self.warm_up()
+        assert self.retriever is not None and self.store is not None
+        hits = self.retriever.search(
+            query, top_k or self.settings.top_k, mode or self.settings.retrieval_mode
+        )
+        passages = []
+        for hit in hits:
+            chunk = self.store.chunks[hit.chunk_id]
+            title = self.store.documents[chunk.doc_id].title
+            passages.append(
+                Passage(
+                    doc_id=chunk.doc_id,
+                    title=title,
+                    start=chunk.start,
+                    end=chunk.end,
+                    text=chunk.text,
+                    score=hit.score,
+                )
+            )
+        return passages
+
+    def ask(
+        self, question: str, mode: RetrievalMode | None = None, top_k: int | None = None
+    ) -> Answer:
+        """Answer a question from the documents, or abstain."""
+        question = validate_question(question, self.settings.max_question_chars)
+        t0 = time.perf_counter()
+        passages = self.search(question, mode, top_k)
+        t1 = time.perf_counter()
+        assert self.reader is not None
+        reading = self.reader.read(question, passages)
+        t2 = time.perf_counter()
+        cited = [self._cite(span, passages) for span in reading.spans]
+        abstained = reading.abstain or not cited
+        return Answer(
+            question=question,
+            answer=None if abstained else reading.spans[0].text,
+            abstained=abstained,
+            score=round(min(1.0, max(0.0, reading.score)), 4),
+            citations=[] if abstained else cited[:1],
+            alternatives=cited if abstained else cited[1:],
+            passages=passages,
+            timings_ms=Timings(
+                retrieve=round((t1 - t0) * 1000, 2),
+                read=round((t2 - t1) * 1000, 2),
+                total=round((t2 - t0) * 1000, 2),
+            ),
+        )
+
+    def _cite(self, span: Span, passages: list[Passage]) -> Citation:
+        """A citation of the span: its passage and the sentence that holds it."""
+        assert self.store is not None
+        p = passages[span.passage_index]
+        text = self.store.documents[p.doc_id].text
+        assert text[span.start : span.end] == span.text, "reader returned a non-verbatim span"
+        s_start, s_end = span.start, span.end
+        for a, b in split_sentences(text, p.start, p.end):
+            if a <= span.start < b:
+                s_start, s_end = a, max(b, span.end)
+                break
+        return Citation(
+            doc_id=p.doc_id,
+            title=p.title,
+            text=span.text,
+            start=span.start,
+            end=span.end,
+            passage=p.text,
+            passage_start=p.start,
+            passage_end=p.end,
+            score=round(span.score, 4),
+            sentence=text[s_start:s_end],
+            sentence_start=s_start,
+            sentence_end=s_end,
+        )

@@ -1,0 +1,1 @@
+"""Readers pick the answer span out of retrieved passages."""

@@ -1,0 +1,36 @@
+"""The reader interface: any reader that returns spans of the passages slots into the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from rag.answer import Passage
+
+
+@dataclass(frozen=True)
+class Span:
+    """A candidate answer: ``passages[passage_index]`` holds document offsets [start, end)."""
+
+    passage_index: int
+    start: int  # offsets in the document, not the passage
+    end: int
+    text: str
+    score: float  # calibrated, in [0, 1]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a reader makes of the passages: best spans first; ``abstain`` when none holds."""
+
+    spans: list[Span]
+    abstain: bool
+    score: float  # confidence in the best span (or in the abstention's complement), [0, 1]
+
+
+class Reader(Protocol):
+    """Cheap to construct; ``warm_up()`` loads heavy weights; ``read()`` is pure."""
+
+    def warm_up(self) -> None: ...
+
+    def read(self, question: str, passages: list[Passage]) -> Reading: ...

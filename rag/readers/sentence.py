@@ -1,0 +1,108 @@
+"""The baseline reader: the passage sentence most similar to the question, verbatim."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from embeddings.encoder import Encoder
+from rag.answer import Passage
+from rag.readers.base import Reading, Span
+from rag.sentences import split_sentences
+
+_WORD = re.compile(r"\w+")
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "by",
+        "with",
+        "from",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "did",
+        "does",
+        "do",
+        "that",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "as",
+        "into",
+        "about",
+    ]
+)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+class SentenceReader:
+    """Scores each sentence by embedding similarity plus word overlap with the question."""
+
+    def __init__(self, encoder: Encoder, threshold: float = 0.35, overlap_weight: float = 0.3):
+        self.encoder = encoder
+        self.threshold = threshold
+        self.overlap_weight = overlap_weight
+
+    def warm_up(self) -> None:
+        self.encoder.warm_up()
+
+    def read(self, question: str, passages: list[Passage]) -> Reading:
+        """Best sentences first; abstains when even the best scores under the threshold."""
+        candidates: list[tuple[int, int, int, str]] = []
+        seen: set[tuple[str, int]] = set()
+        for p_idx, p in enumerate(passages):
+            for s, e in split_sentences(p.text):
+                key = (p.doc_id, p.start + s)
+                if key not in seen:
+                    seen.add(key)
+                    candidates.append((p_idx, p.start + s, p.start + e, p.text[s:e]))
+        if not candidates:
+            return Reading([], abstain=True, score=0.0)
+        q_vec = self.encoder.encode([question])[0]
+        s_vecs = self.encoder.encode([c[3] for c in candidates])
+        q_words = _content_words(question) or {""}
+        scores = []
+        for (_, _, _, text), vec in zip(candidates, s_vecs, strict=True):
+            overlap = len(q_words & _content_words(text)) / len(q_words)
+            scores.append(float(np.dot(q_vec, vec)) + self.overlap_weight * overlap)
+        order = np.argsort(scores)[::-1][:5]
+        spans = [
+            Span(
+                candidates[i][0],
+                candidates[i][1],
+                candidates[i][2],
+                candidates[i][3],
+                float(np.clip(scores[i], 0.0, 1.0)),
+            )
+            for i in order
+        ]
+        best = spans[0].score
+        return Reading(spans, abstain=best < self.threshold, score=best)

@@ -1,0 +1,66 @@
+"""Dense, BM25 and hybrid (reciprocal rank fusion) retrieval over an :class:`IndexStore`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from embeddings.encoder import Encoder
+from rag.config import RetrievalMode
+from rag.store import IndexStore
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk (by position in the store) and its score under the strategy that found it."""
+
+    chunk_id: int
+    score: float
+
+
+class Retriever:
+    """One small method per strategy; :meth:`search` dispatches on the mode."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        encoder: Encoder,
+        candidates: int = 20,
+        rrf_k: int = 60,
+        dense_weight: float = 1.0,
+        bm25_weight: float = 1.0,
+    ):
+        self.store = store
+        self.encoder = encoder
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self.dense_weight = dense_weight
+        self.bm25_weight = bm25_weight
+
+    def dense(self, query: str, k: int) -> list[Hit]:
+        """Cosine similarity of the query's embedding with each chunk's."""
+        scores, ids = self.store.vectors.search(self.encoder.encode([query]), k)
+        return [Hit(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+
+    def bm25(self, query: str, k: int) -> list[Hit]:
+        """Okapi BM25 over the chunk texts."""
+        scores, ids = self.store.sparse.search(query, k)
+        return [Hit(int(i), float(s)) for s, i in zip(scores, ids, strict=True)]
+
+    def hybrid(self, query: str, k: int) -> list[Hit]:
+        """Weighted reciprocal rank fusion of the dense and BM25 rankings."""
+        n = max(k, self.candidates)
+        fused: dict[int, float] = {}
+        for weight, hits in (
+            (self.dense_weight, self.dense(query, n)),
+            (self.bm25_weight, self.bm25(query, n)),
+        ):
+            for rank, hit in enumerate(hits, start=1):
+                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + weight / (self.rrf_k + rank)
+        best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
+        return [Hit(i, s) for i, s in best]
+
+    def search(self, query: str, k: int, mode: RetrievalMode = "hybrid") -> list[Hit]:
+        strategies = {"dense": self.dense, "bm25": self.bm25, "hybrid": self.hybrid}
+        if mode not in strategies:
+            raise ValueError(f"unknown retrieval mode {mode!r}; use hybrid, dense or bm25")
+        return strategies[mode](query, k)

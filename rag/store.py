@@ -1,0 +1,266 @@
+"""The index directory: documents, chunks, FAISS vectors and BM25, with a manifest.
+
+Builds are atomic: everything is written to a temporary sibling directory that is then renamed
+into place, so a crash mid-build leaves the previous index loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embeddings.encoder import Encoder
+from embeddings.vector_index import IndexFileError, VectorIndex
+from rag.chunking import Chunk, Chunker
+from rag.config import Settings
+from rag.documents import Document, file_hashes, load_corpus
+from rag.sparse import SparseIndex
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class IndexLoadError(RuntimeError):
+    """The index directory cannot be used as it is; the message says why and what to do."""
+
+
+class StaleIndexError(IndexLoadError):
+    """The index does not match the corpus or the settings."""
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """What an index was built with; a mismatch with the settings makes it stale."""
+
+    embedding_model: str
+    chunk_tokens: int
+    chunk_overlap_tokens: int
+    index_kind: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IndexParams:
+        return cls(
+            settings.embedding_model,
+            settings.chunk_tokens,
+            settings.chunk_overlap_tokens,
+            settings.index_kind,
+        )
+
+
+@dataclass
+class IndexStore:
+    """A loaded index: documents by id, chunks in vector order, dense and sparse indexes."""
+
+    manifest: dict
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    embeddings: np.ndarray
+    vectors: VectorIndex
+    sparse: SparseIndex
+
+    def chunk_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.documents, 0)
+        for c in self.chunks:
+            counts[c.doc_id] += 1
+        return counts
+
+    # -- persistence -------------------------------------------------------------------------
+    def _write(self, folder: Path) -> None:
+        with open(folder / "documents.jsonl", "w", encoding="utf-8") as f:
+            for d in self.documents.values():
+                f.write(json.dumps(asdict(d), ensure_ascii=False) + "\n")
+        with open(folder / "chunks.jsonl", "w", encoding="utf-8") as f:
+            for c in self.chunks:
+                f.write(json.dumps({"doc_id": c.doc_id, "start": c.start, "end": c.end}) + "\n")
+        np.save(folder / "embeddings.npy", self.embeddings)
+        self.vectors.save(folder / "vectors.faiss")
+        self.sparse.save(folder / "bm25")
+        # The manifest goes last: a folder without one is never taken for an index.
+        (folder / MANIFEST).write_text(json.dumps(self.manifest, indent=2), encoding="utf-8")
+
+    def save(self, index_dir: Path) -> None:
+        """Write atomically: a temporary sibling, then rename over ``index_dir``."""
+        index_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.tmp-", dir=index_dir.parent))
+        try:
+            self._write(tmp)
+            _fsync_tree(tmp)
+            old = index_dir.with_name(f".{index_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            if index_dir.exists():
+                os.replace(index_dir, old)
+            os.replace(tmp, index_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, index_dir: Path) -> IndexStore:
+        """Read an index directory; a clear error when it is missing, partial or damaged."""
+        _recover_interrupted_swap(index_dir)
+        manifest_path = index_dir / MANIFEST
+        if not manifest_path.is_file():
+            raise IndexLoadError(f"no index at {index_dir}: run `verbatim ingest` to build one")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            if manifest.get("format_version") != FORMAT_VERSION:
+                raise StaleIndexError(
+                    f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}"
+                )
+            docs = {}
+            with open(index_dir / "documents.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    row = json.loads(line)
+                    row["excluded"] = tuple(tuple(s) for s in row["excluded"])
+                    docs[row["doc_id"]] = Document(**row)
+            chunks = []
+            with open(index_dir / "chunks.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    row = json.loads(line)
+                    text = docs[row["doc_id"]].text[row["start"] : row["end"]]
+                    chunks.append(Chunk(row["doc_id"], row["start"], row["end"], text))
+            embeddings = np.load(index_dir / "embeddings.npy")
+            vectors = VectorIndex.load(index_dir / "vectors.faiss")
+            sparse = SparseIndex.load(index_dir / "bm25", len(chunks))
+        except IndexFileError as exc:
+            raise IndexLoadError(f"{exc}; rebuild it with `verbatim ingest --rebuild`") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexLoadError(
+                f"index at {index_dir} is damaged ({type(exc).__name__}: {exc}); "
+                "rebuild it with `verbatim ingest --rebuild`"
+            ) from exc
+        if not (vectors.size == len(chunks) == len(embeddings)):
+            raise IndexLoadError(
+                f"index at {index_dir} is inconsistent ({vectors.size} vectors, "
+                f"{len(chunks)} chunks); rebuild it with `verbatim ingest --rebuild`"
+            )
+        return cls(manifest, docs, chunks, embeddings, vectors, sparse)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def _recover_interrupted_swap(index_dir: Path) -> None:
+    """If a crash fell between the two renames of ``save``, put the previous index back."""
+    old = index_dir.with_name(f".{index_dir.name}.old")
+    if not index_dir.exists() and (old / MANIFEST).is_file():
+        os.replace(old, index_dir)
+
+
+def stale_reasons(store: IndexStore, params: IndexParams, corpus_dir: Path) -> list[str]:
+    """Why the index no longer matches the settings or the corpus; empty when it is fresh."""
+    reasons = []
+    built = store.manifest.get("params", {})
+    for key, value in asdict(params).items():
+        if built.get(key) != value:
+            reasons.append(f"{key} changed ({built.get(key)!r} -> {value!r})")
+    current = file_hashes(corpus_dir)
+    indexed = {k: v["content_hash"] for k, v in store.manifest.get("documents", {}).items()}
+    added = sorted(set(current) - set(indexed))
+    removed = sorted(set(indexed) - set(current))
+    changed = sorted(k for k in set(current) & set(indexed) if current[k] != indexed[k])
+    if Path(store.manifest.get("corpus_dir", "")) != corpus_dir.resolve():
+        reasons.append(
+            f"corpus folder changed ({store.manifest.get('corpus_dir')} -> {corpus_dir})"
+        )
+    for label, names in (("added", added), ("removed", removed), ("changed", changed)):
+        if names:
+            reasons.append(f"{len(names)} document(s) {label}: {', '.join(names[:5])}")
+    return reasons
+
+
+def build_index(
+    settings: Settings, encoder: Encoder, previous: IndexStore | None = None
+) -> IndexStore:
+    """Read the corpus, chunk, embed (reusing ``previous`` vectors of unchanged documents),
+    index, and save atomically to ``settings.index_dir``."""
+    started = time.perf_counter()
+    params = IndexParams.from_settings(settings)
+    docs = load_corpus(settings.corpus_dir)
+    chunker = Chunker(encoder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens)
+    chunks = [c for d in docs for c in chunker.chunk(d)]
+    reusable: dict[tuple[str, int, int], np.ndarray] = {}
+    if previous is not None and previous.manifest.get("params") == asdict(params):
+        unchanged = {
+            d.doc_id
+            for d in docs
+            if d.doc_id in previous.documents
+            and previous.documents[d.doc_id].content_hash == d.content_hash
+        }
+        for c, v in zip(previous.chunks, previous.embeddings, strict=True):
+            if c.doc_id in unchanged:
+                reusable[(c.doc_id, c.start, c.end)] = v
+    todo = [i for i, c in enumerate(chunks) if (c.doc_id, c.start, c.end) not in reusable]
+    log.info(
+        "embedding %d of %d chunks (%d reused)", len(todo), len(chunks), len(chunks) - len(todo)
+    )
+    fresh = encoder.encode([chunks[i].text for i in todo])
+    embeddings = np.zeros((len(chunks), encoder.dimension), dtype=np.float32)
+    for i, c in enumerate(chunks):
+        if (c.doc_id, c.start, c.end) in reusable:
+            embeddings[i] = reusable[(c.doc_id, c.start, c.end)]
+    if todo:
+        embeddings[todo] = fresh
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "params": asdict(params),
+        "embedding_dimension": encoder.dimension,
+        "corpus_dir": str(settings.corpus_dir.resolve()),
+        "documents": {
+            d.doc_id: {"content_hash": d.content_hash, "title": d.title, "length": len(d.text)}
+            for d in docs
+        },
+        "n_chunks": len(chunks),
+        "embedded_chunks": len(todo),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build_seconds": round(time.perf_counter() - started, 3),
+    }
+    store = IndexStore(
+        manifest=manifest,
+        documents={d.doc_id: d for d in docs},
+        chunks=chunks,
+        embeddings=embeddings,
+        vectors=VectorIndex.build(embeddings, settings.index_kind),
+        sparse=SparseIndex.build([c.text for c in chunks]),
+    )
+    store.save(settings.index_dir)
+    return store
+
+
+def open_index(settings: Settings, encoder: Encoder, rebuild: bool = False) -> IndexStore:
+    """The index for these settings: loaded if fresh, else built or rebuilt (saying why), or
+    refused with :class:`StaleIndexError` when ``settings.on_stale_index == "refuse"``."""
+    if rebuild or not (settings.index_dir / MANIFEST).exists():
+        _recover_interrupted_swap(settings.index_dir)
+    if not rebuild and (settings.index_dir / MANIFEST).exists():
+        try:
+            store = IndexStore.load(settings.index_dir)
+        except StaleIndexError as exc:
+            reasons, store = [str(exc)], None
+        else:
+            reasons = stale_reasons(store, IndexParams.from_settings(settings), settings.corpus_dir)
+            if not reasons:
+                return store
+        message = f"index at {settings.index_dir} is stale: " + "; ".join(reasons)
+        if settings.on_stale_index == "refuse":
+            raise StaleIndexError(message + " (run `verbatim ingest` to rebuild it)")
+        log.warning("%s; rebuilding", message)
+        return build_index(settings, encoder, previous=store)
+    if not rebuild:
+        log.info("no index at %s; building it", settings.index_dir)
+    return build_index(settings, encoder)
