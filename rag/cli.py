@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_query_options(p)
     p.set_defaults(func=cmd_search)
 
+    from rag.bench import register as register_bench
+
+    register_bench(sub)
     for ep in sorted(entry_points(group="verbatim.commands"), key=lambda e: e.name):
         try:
             register = ep.load()
