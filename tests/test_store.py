@@ -100,3 +100,25 @@ def test_crash_mid_build_leaves_previous_index_loadable(
     assert after.chunks == before.chunks
     leftovers = [p.name for p in small_settings.index_dir.parent.iterdir() if p.name != "index"]
     assert not [n for n in leftovers if n.startswith(".index")]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_every_index_kind_finds_a_vector_itself(kind, tmp_path):
+    from embeddings.vector_index import VectorIndex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex.build(vectors, kind)
+    index.save(tmp_path / "v.faiss")
+    loaded = VectorIndex.load(tmp_path / "v.faiss")
+    scores, ids = loaded.search(vectors[:20], 3)
+    assert (ids[:, 0] == np.arange(20)).mean() >= 0.9
+    assert np.all(scores[:, 0] > 0.99) or kind != "flat"
+
+
+def test_unknown_index_kind_is_rejected():
+    from embeddings.vector_index import VectorIndex
+
+    with pytest.raises(ValueError, match="unknown index kind"):
+        VectorIndex.build(np.zeros((2, 4), dtype=np.float32), "annoy")
