@@ -35,7 +35,10 @@ class VectorIndex:
             index.hnsw.efSearch = 64
         elif kind == "ivf":
             nlist = max(1, min(1024, int(np.sqrt(len(vectors)))))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), nlist, faiss.METRIC_INNER_PRODUCT)
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            quantizer.this.disown()  # the IVF index owns and frees its quantizer
+            index.own_fields = True
             index.train(vectors)
             index.nprobe = min(nlist, 16)
         else:
