@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag.config import PROJECT_ROOT, Settings
+from rag.config import PROJECT_ROOT, SEED_CORPUS, Settings
 
 DEFAULT_QUESTIONS = PROJECT_ROOT / "eval" / "questions" / "dev.jsonl"
 
@@ -67,7 +67,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     stages = bench_ask(settings, questions, args.repeat)
     print(f"reader={settings.reader} mode={settings.retrieval_mode} top_k={settings.top_k}")
     print(
-        f"ingest {settings.corpus_dir.name}/: median {statistics.median(ingest):.2f} s "
+        f"ingest {(settings.corpus_dir or SEED_CORPUS).name}/: median {statistics.median(ingest):.2f} s "
         f"over {len(ingest)} builds (model loaded)"
     )
     n = len(stages["total"])

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SEED_CORPUS = PROJECT_ROOT / "seeds"
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 ReaderKind = Literal["span", "sentence"]
@@ -22,7 +23,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VERBATIM_", extra="ignore")
 
     # Corpus and index
-    corpus_dir: Path = PROJECT_ROOT / "seeds"
+    # None: the folder the existing index was built from, else the seed corpus.
+    corpus_dir: Path | None = None
     index_dir: Path = PROJECT_ROOT / ".index"
     index_kind: IndexKind = "flat"
     on_stale_index: Literal["rebuild", "refuse"] = "rebuild"

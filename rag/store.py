@@ -20,7 +20,7 @@ import numpy as np
 from embeddings.encoder import Encoder
 from embeddings.vector_index import IndexFileError, VectorIndex
 from rag.chunking import Chunk, Chunker
-from rag.config import Settings
+from rag.config import SEED_CORPUS, Settings
 from rag.documents import Document, file_hashes, load_corpus
 from rag.sparse import SparseIndex
 
@@ -191,7 +191,8 @@ def build_index(
     index, and save atomically to ``settings.index_dir``."""
     started = time.perf_counter()
     params = IndexParams.from_settings(settings)
-    docs = load_corpus(settings.corpus_dir)
+    corpus_dir = settings.corpus_dir or SEED_CORPUS
+    docs = load_corpus(corpus_dir)
     chunker = Chunker(encoder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens)
     chunks = [c for d in docs for c in chunker.chunk(d)]
     reusable: dict[tuple[str, int, int], np.ndarray] = {}
@@ -220,7 +221,7 @@ def build_index(
         "format_version": FORMAT_VERSION,
         "params": asdict(params),
         "embedding_dimension": encoder.dimension,
-        "corpus_dir": str(settings.corpus_dir.resolve()),
+        "corpus_dir": str(corpus_dir.resolve()),
         "documents": {
             d.doc_id: {"content_hash": d.content_hash, "title": d.title, "length": len(d.text)}
             for d in docs
@@ -242,25 +243,44 @@ def build_index(
     return store
 
 
+def corpus_of(settings: Settings, store: IndexStore | None) -> Path:
+    """The corpus folder: the configured one, else the existing index's, else the seeds."""
+    if settings.corpus_dir is not None:
+        return settings.corpus_dir
+    if store is not None and Path(store.manifest.get("corpus_dir", "")).is_dir():
+        return Path(store.manifest["corpus_dir"])
+    return SEED_CORPUS
+
+
 def open_index(settings: Settings, encoder: Encoder, rebuild: bool = False) -> IndexStore:
     """The index for these settings: loaded if fresh, else built or rebuilt (saying why), or
-    refused with :class:`StaleIndexError` when ``settings.on_stale_index == "refuse"``."""
-    if rebuild or not (settings.index_dir / MANIFEST).exists():
-        _recover_interrupted_swap(settings.index_dir)
-    if not rebuild and (settings.index_dir / MANIFEST).exists():
+    refused with :class:`StaleIndexError` when ``settings.on_stale_index == "refuse"``.
+
+    With no corpus folder configured, the index keeps following the folder it was built from.
+    A damaged index is an error unless ``rebuild`` is asked for."""
+    _recover_interrupted_swap(settings.index_dir)
+    store: IndexStore | None = None
+    reasons: list[str] = []
+    if (settings.index_dir / MANIFEST).exists():
         try:
             store = IndexStore.load(settings.index_dir)
-        except StaleIndexError as exc:
-            reasons, store = [str(exc)], None
-        else:
-            reasons = stale_reasons(store, IndexParams.from_settings(settings), settings.corpus_dir)
-            if not reasons:
-                return store
-        message = f"index at {settings.index_dir} is stale: " + "; ".join(reasons)
-        if settings.on_stale_index == "refuse":
-            raise StaleIndexError(message + " (run `verbatim ingest` to rebuild it)")
-        log.warning("%s; rebuilding", message)
-        return build_index(settings, encoder, previous=store)
-    if not rebuild:
+        except StaleIndexError as exc:  # an older index format
+            reasons.append(str(exc))
+        except IndexLoadError:
+            if not rebuild:
+                raise
+    settings = settings.model_copy(update={"corpus_dir": corpus_of(settings, store)})
+    if rebuild:
+        return build_index(settings, encoder)
+    if store is None and not reasons:
         log.info("no index at %s; building it", settings.index_dir)
-    return build_index(settings, encoder)
+        return build_index(settings, encoder)
+    if store is not None:
+        reasons = stale_reasons(store, IndexParams.from_settings(settings), settings.corpus_dir)
+        if not reasons:
+            return store
+    message = f"index at {settings.index_dir} is stale: " + "; ".join(reasons)
+    if settings.on_stale_index == "refuse":
+        raise StaleIndexError(message + " (run `verbatim ingest` to rebuild it)")
+    log.warning("%s; rebuilding", message)
+    return build_index(settings, encoder, previous=store)

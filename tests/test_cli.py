@@ -73,3 +73,15 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
     assert done.returncode == 1
     assert "no readable documents" in done.stderr
     assert not (tmp_path / "index").exists()
+
+
+def test_any_folder_can_be_ingested_and_asked(small_corpus, tmp_path):
+    index = tmp_path / "index"
+    done = run(["ingest", str(small_corpus)], index)
+    assert done.returncode == 0, done.stderr
+    assert "3 documents" in done.stdout
+    done = run(["search", "Who captains the ferry?", "--json"], index)
+    assert done.returncode == 0, done.stderr
+    passages = json.loads(done.stdout)
+    assert {p["doc_id"] for p in passages} <= {"a.txt", "sub/b.md", "c.html"}
+    assert passages[0]["doc_id"] == "c.html"

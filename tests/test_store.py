@@ -122,3 +122,20 @@ def test_unknown_index_kind_is_rejected():
 
     with pytest.raises(ValueError, match="unknown index kind"):
         VectorIndex.build(np.zeros((2, 4), dtype=np.float32), "annoy")
+
+
+def test_index_follows_the_folder_it_was_built_from(small_settings, encoder, small_corpus):
+    built = open_index(small_settings, encoder)
+    unset = small_settings.model_copy(update={"corpus_dir": None})
+    again = open_index(unset, encoder)
+    assert again.manifest["built_at"] == built.manifest["built_at"]
+    assert set(again.documents) == {"a.txt", "sub/b.md", "c.html"}
+
+
+def test_rebuild_repairs_a_damaged_index(small_settings, encoder):
+    build_index(small_settings, encoder)
+    (small_settings.index_dir / "vectors.faiss").write_bytes(b"junk")
+    with pytest.raises(IndexLoadError):
+        open_index(small_settings, encoder)
+    assert open_index(small_settings, encoder, rebuild=True).vectors.size > 0
+    assert IndexStore.load(small_settings.index_dir).vectors.size > 0
