@@ -1,0 +1,108 @@
+"""Prometheus metrics: requests by endpoint and status, latencies, answers vs abstentions."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """The service's metrics in their own registry (one per app, so tests can build many)."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "verbatim_http_requests", "HTTP requests answered.",
+            ["method", "endpoint", "status"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "verbatim_http_request_duration_seconds", "Time to answer an HTTP request.",
+            ["method", "endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.answers = Counter(
+            "verbatim_answers", "Questions answered, by outcome.", ["outcome"],
+            registry=self.registry,
+        )
+        self.stage = Histogram(
+            "verbatim_ask_stage_seconds", "Time spent in each stage of answering a question.",
+            ["stage"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "verbatim_ask_in_flight", "Questions being answered now.", registry=self.registry
+        )
+        self.queued = Gauge(
+            "verbatim_ask_queued", "Questions waiting for a free slot.", registry=self.registry
+        )
+        self.rejected = Counter(
+            "verbatim_ask_rejected", "Questions turned away because the queue was full.",
+            registry=self.registry,
+        )
+        for outcome in ("answered", "abstained"):
+            self.answers.labels(outcome)
+
+    def observe_answer(self, abstained: bool, timings_ms: dict[str, float]) -> None:
+        self.answers.labels("abstained" if abstained else "answered").inc()
+        for stage in ("retrieve", "read"):
+            self.stage.labels(stage).observe(timings_ms[stage] / 1000)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def endpoint_of(app: ASGIApp, scope: Scope) -> str:
+    """The route template of a request (``/documents/{doc_id:path}``), never the raw path."""
+    route = scope.get("route")
+    if route is not None:
+        return getattr(route, "path", "other")
+    partial = None  # the path matches but not the method (a CORS preflight, a 405)
+    for candidate in getattr(app, "routes", ()):
+        match = candidate.matches(scope)[0]
+        if match == Match.FULL:
+            return getattr(candidate, "path", "other")
+        if match == Match.PARTIAL and partial is None:
+            partial = getattr(candidate, "path", "other")
+    return partial or "unmatched"
+
+
+class MetricsMiddleware:
+    """ASGI middleware that counts every response and times it, errors included."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, router: ASGIApp):
+        self.app, self.metrics, self.router = app, metrics, router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            endpoint = endpoint_of(self.router, scope)
+            method = scope["method"]
+            self.metrics.requests.labels(method, endpoint, str(status)).inc()
+            self.metrics.latency.labels(method, endpoint).observe(time.perf_counter() - started)

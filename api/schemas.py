@@ -1,0 +1,217 @@
+"""The HTTP API's request and response bodies (the Answer contract plus what HTTP adds)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.answer import Answer, Citation
+
+MAX_TOP_K = 50
+
+
+def view_url(doc_id: str, start: int | None = None, end: int | None = None) -> str:
+    """The document view's path, with the span to highlight when there is one."""
+    url = f"/documents/{quote(doc_id)}/view"
+    return url if start is None or end is None else f"{url}?start={start}&end={end}"
+
+
+class AskRequest(BaseModel):
+    """A question to answer from the documents."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "Which anniversary of their diplomatic relations were China "
+                    "and Russia marking at the time of Lavrov's visit to China?",
+                    "top_k": 5,
+                    "mode": "hybrid",
+                }
+            ]
+        },
+    )
+
+    question: str = Field(description="The question, in plain words.")
+    top_k: int | None = Field(
+        None, ge=1, le=MAX_TOP_K, description="Passages to retrieve (default: the server's)."
+    )
+    mode: Literal["hybrid", "dense", "bm25"] | None = Field(
+        None, description="Retrieval mode (default: the server's, normally hybrid)."
+    )
+
+
+class LinkedCitation(Citation):
+    """A citation plus ``url``: the document view with the cited span highlighted."""
+
+    url: str = Field(description="Path of the document view with this span highlighted.")
+
+    @classmethod
+    def of(cls, citation: Citation) -> LinkedCitation:
+        return cls(**citation.model_dump(), url=view_url(citation.doc_id, citation.start, citation.end))
+
+
+_CITATION_EXAMPLE = {
+    "doc_id": "003_40868c46990d1f75.txt",
+    "title": "Asia China Europe National Security News Politics Russia World News",
+    "text": "75th",
+    "start": 2982,
+    "end": 2986,
+    "passage": "Lavrov’s two-day official visit to China comes as the two nations mark the 75th "
+    "anniversary of their diplomatic relations.",
+    "passage_start": 2907,
+    "passage_end": 3029,
+    "score": 0.91,
+    "sentence": "Lavrov’s two-day official visit to China comes as the two nations mark the 75th "
+    "anniversary of their diplomatic relations.",
+    "sentence_start": 2907,
+    "sentence_end": 3029,
+    "url": "/documents/003_40868c46990d1f75.txt/view?start=2982&end=2986",
+}
+
+
+class AskResponse(Answer):
+    """The Answer contract, each citation with its ``url``, plus the request's id."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "5f0c6a3e9b2d4c1e8a7f6b5c4d3e2f10",
+                    "question": "Which anniversary of their diplomatic relations were China "
+                    "and Russia marking at the time of Lavrov's visit to China?",
+                    "answer": "75th",
+                    "abstained": False,
+                    "score": 0.91,
+                    "citations": [_CITATION_EXAMPLE],
+                    "passages": [
+                        {
+                            "doc_id": "003_40868c46990d1f75.txt",
+                            "title": _CITATION_EXAMPLE["title"],
+                            "start": 2907,
+                            "end": 3029,
+                            "text": _CITATION_EXAMPLE["passage"],
+                            "score": 0.0328,
+                        }
+                    ],
+                    "timings_ms": {"retrieve": 12.4, "read": 35.1, "total": 47.5},
+                    "alternatives": [],
+                }
+            ]
+        }
+    )
+
+    request_id: str = Field(description="Also sent as the X-Request-ID header.")
+    citations: list[LinkedCitation]  # type: ignore[assignment]
+    alternatives: list[LinkedCitation] = Field(default_factory=list)  # type: ignore[assignment]
+
+    @classmethod
+    def of(cls, answer: Answer, request_id: str) -> AskResponse:
+        data = answer.model_dump(exclude={"citations", "alternatives"})
+        return cls(
+            **data,
+            request_id=request_id,
+            citations=[LinkedCitation.of(c) for c in answer.citations],
+            alternatives=[LinkedCitation.of(c) for c in answer.alternatives],
+        )
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str
+    length: int = Field(description="Characters of text (what offsets index).")
+    chunks: int = Field(description="Passages the document is indexed as.")
+    url: str = Field(description="Path of the document view.")
+
+
+class DocumentList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "count": 1,
+                    "documents": [
+                        {
+                            "doc_id": "003_40868c46990d1f75.txt",
+                            "title": _CITATION_EXAMPLE["title"],
+                            "length": 3270,
+                            "chunks": 9,
+                            "url": "/documents/003_40868c46990d1f75.txt/view",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    count: int
+    documents: list[DocumentSummary]
+
+
+class DocumentDetail(DocumentSummary):
+    """A document's full text and metadata."""
+
+    content_hash: str
+    excluded: list[tuple[int, int]] = Field(
+        description="Spans of text left out of the index (web page furniture)."
+    )
+    text: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["invalid_question"])
+    message: str = Field(examples=["the question is empty: type a question in plain words"])
+
+
+class ErrorBody(BaseModel):
+    """Every error response has this shape."""
+
+    error: ErrorDetail
+
+
+class Status(BaseModel):
+    status: Literal["ok", "ready"]
+
+
+ASK_EXAMPLES: dict[str, Any] = {
+    "answerable": {
+        "summary": "A question the documents answer",
+        "value": {"question": "What does the acronym CELAC stand for?"},
+    },
+    "options": {
+        "summary": "Choosing the retrieval mode and the number of passages",
+        "value": {"question": "Who is Russia's foreign minister?", "mode": "bm25", "top_k": 3},
+    },
+    "abstains": {
+        "summary": "A question the documents do not answer (abstained: true, answer: null)",
+        "value": {"question": "Who won the 1998 football world cup?"},
+    },
+}
+
+_ERRORS: dict[int, tuple[str, str, str]] = {
+    404: ("Unknown document, or a span outside it", "unknown_document",
+          "no document has the id 'nope.txt'"),
+    413: ("Request body too large", "body_too_large",
+          "the request body is over the limit of 16384 bytes"),
+    422: ("Invalid request: empty or too-long question, unknown mode, top_k out of range",
+          "invalid_question", "the question is 612 characters long; the limit is 500"),
+    503: ("Still loading, or too busy: retry after the Retry-After header's seconds",
+          "overloaded", "the server is busy; try again in 2 s"),
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries, with an example, for the error responses an endpoint can give."""
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": description,
+            "content": {"application/json": {"example": {"error": {"code": code,
+                                                                   "message": message}}}},
+        }
+        for status in statuses
+        for description, code, message in [_ERRORS[status]]
+    }

@@ -1,0 +1,85 @@
+"""Fixtures for the HTTP service's tests: the app over the real pipeline, and a live server.
+
+Import the ones a test module uses (``from api_fixtures import client  # noqa: F401``);
+they build on ``seed_settings`` / ``seed_pipeline`` from conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from rag.config import PROJECT_ROOT, Settings
+from rag.pipeline import AskPipeline
+
+SERVER_START_TIMEOUT_S = 180
+ANNIVERSARY_ID = "dev-002"  # the dev question whose answer is "75th"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    """Poll ``/ready`` until 200; fail with the server's log if it dies or takes too long."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"verbatim serve exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"verbatim serve was not ready after {timeout} s:\n{log_path.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def api_app(seed_settings: Settings, seed_pipeline: AskPipeline) -> FastAPI:
+    """The app over the seed corpus, its pipeline already warm."""
+    return create_app(seed_settings, seed_pipeline)
+
+
+@pytest.fixture(scope="session")
+def client(api_app: FastAPI) -> Iterator[TestClient]:
+    """A client of :func:`api_app` with its lifespan running."""
+    with TestClient(api_app) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``verbatim serve`` in a subprocess on a free loopback port; yields its base URL."""
+    tmp = tmp_path_factory.mktemp("live-server")
+    port = free_port()
+    log_path = tmp / "server.log"
+    env = {**os.environ, "VERBATIM_INDEX_DIR": str(tmp / "index"), "TQDM_DISABLE": "1"}
+    cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, proc, log_path, SERVER_START_TIMEOUT_S)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,230 @@
+"""End to end: the chat widget in Debian's Chromium, against a live ``verbatim serve``.
+
+Needs ``apt-get install -y chromium`` (Playwright's own browser download is not used).
+Screenshots land in artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from api_fixtures import ANNIVERSARY_ID, free_port, live_server  # noqa: F401
+from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
+
+from rag.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = PROJECT_ROOT / "artifacts"
+ANSWER_TIMEOUT_MS = 60_000
+WIDGET = "#verbatim-widget"  # Playwright's CSS locators pierce its open shadow root
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+JS_ERRORS: list[object] = []
+
+
+@pytest.fixture(autouse=True)
+def no_javascript_errors() -> Iterator[None]:
+    JS_ERRORS.clear()
+    yield
+    assert not JS_ERRORS, f"JavaScript errors: {JS_ERRORS}"
+
+
+@pytest.fixture(scope="module")
+def anniversary(dev_questions: list[dict]) -> dict:
+    return next(q for q in dev_questions if q["id"] == ANNIVERSARY_ID)
+
+
+def new_page(browser: Browser, width: int = 1280, height: int = 800,
+             scheme: str = "light") -> Page:
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  color_scheme=scheme)  # type: ignore[arg-type]
+    page = context.new_page()
+    page.on("pageerror", lambda exc: JS_ERRORS.append(exc))
+    return page
+
+
+def active_in_widget(page: Page) -> str:
+    """The class or id of the focused element inside the widget's shadow root."""
+    return page.evaluate(
+        "(() => { const a = document.querySelector('#verbatim-widget').shadowRoot.activeElement;"
+        " return a ? (a.id || a.className) : ''; })()"
+    )
+
+
+def ask(page: Page, question: str) -> Locator:
+    """Type the question into the widget (opening it if closed), send with Enter; the reply."""
+    if page.locator(f"{WIDGET} .panel").is_hidden():
+        page.locator(f"{WIDGET} .launcher").click()
+    replies = page.locator(f"{WIDGET} li.msg.bot:not(.loading)")
+    before = replies.count()
+    box = page.get_by_label("Your question")
+    box.fill(question)
+    box.press("Enter")
+    expect(replies).to_have_count(before + 1, timeout=ANSWER_TIMEOUT_MS)
+    return replies.last
+
+
+def test_answer_citation_and_document_view(
+    browser: Browser, live_server: str, anniversary: dict  # noqa: F811
+) -> None:
+    api = httpx.post(f"{live_server}/ask", json={"question": anniversary["question"]},
+                     timeout=60).json()
+    page = new_page(browser)
+    page.goto(live_server + "/")
+    launcher = page.get_by_role("button", name="Ask the documents")
+    launcher.click()
+    expect(page.locator(f"{WIDGET} .panel")).to_be_visible()
+    assert active_in_widget(page) == "vb-input"
+
+    reply = ask(page, anniversary["question"])
+    answer = reply.locator(".answer")
+    expect(answer).to_have_text(api["answer"])
+    assert any(a in answer.text_content() for a in anniversary["answers"])
+    expect(reply.locator(".confidence")).to_have_text(
+        re.compile(r"(High|Medium|Low) confidence · \d+%"))
+    cite = api["citations"][0]
+    if cite["sentence"].strip() != api["answer"].strip():  # else the answer is the sentence
+        expect(reply.locator("blockquote")).to_have_text(cite["sentence"])
+        expect(reply.locator("blockquote mark")).to_have_text(api["answer"])
+    link = reply.locator(".source a")
+    expect(link).to_have_text(cite["title"])
+    doc_ids = "|".join(re.escape(d) for d in [anniversary["doc"], *anniversary["also_in"]])
+    expect(link).to_have_attribute(
+        "href", re.compile(rf"^{re.escape(live_server)}/documents/({doc_ids})/view\?start=\d+&end=\d+$"))
+    expect(link).to_have_attribute("target", "_blank")
+    send = page.locator(f"{WIDGET} .send")
+    assert send.evaluate("b => getComputedStyle(b).backgroundColor") != "rgb(255, 105, 180)"
+    page.screenshot(path=ARTIFACTS / "widget.png")
+
+    with page.context.expect_page() as opened:
+        link.click()
+    view = opened.value
+    view.wait_for_load_state()
+    mark = view.locator("mark#cited")
+    expect(mark).to_have_text(api["answer"])
+    expect(mark).to_be_in_viewport()
+    view.screenshot(path=ARTIFACTS / "widget-view.png")
+    view.close()
+
+    page.get_by_label("Your question").focus()
+    page.keyboard.press("Escape")
+    expect(page.locator(f"{WIDGET} .panel")).to_be_hidden()
+    assert active_in_widget(page) == "launcher"
+    page.reload()  # the conversation survives a reload (sessionStorage)
+    launcher.click()
+    expect(page.locator(f"{WIDGET} .msg.user")).to_have_text([anniversary["question"]])
+    page.context.close()
+
+
+def test_mobile_width_dark_theme(
+    browser: Browser, live_server: str, anniversary: dict  # noqa: F811
+) -> None:
+    page = new_page(browser, width=375, height=740, scheme="dark")
+    page.goto(live_server + "/")
+    reply = ask(page, anniversary["question"])
+    expect(reply.locator(".source a")).to_be_visible()
+    box = page.locator(f"{WIDGET} .panel").bounding_box()
+    assert box is not None and box["width"] == 375 and box["x"] == 0
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.screenshot(path=ARTIFACTS / "widget-mobile.png")
+    page.context.close()
+
+
+def test_text_is_never_html(browser: Browser, live_server: str) -> None:  # noqa: F811
+    page = new_page(browser)
+    page.goto(live_server + "/")
+    question = '<img src=x onerror="window.pwned=1"> <b>bold</b>?'
+    ask(page, question)
+    expect(page.locator(f"{WIDGET} .msg.user").last).to_have_text(question)
+    assert page.locator(f"{WIDGET} img, {WIDGET} b").count() == 0
+    assert page.evaluate("window.pwned") is None
+    page.context.close()
+
+
+def test_server_error_is_readable(browser: Browser, live_server: str) -> None:  # noqa: F811
+    page = new_page(browser)
+    page.goto(live_server + "/")
+    page.evaluate("window.VerbatimWidget.ask('why '.repeat(200))")  # over the 500-character limit
+    error = page.locator(f"{WIDGET} li.error")
+    expect(error).to_contain_text("the limit is 500", timeout=ANSWER_TIMEOUT_MS)
+    page.context.close()
+
+
+def test_unreachable_server(browser: Browser, live_server: str) -> None:  # noqa: F811
+    page = new_page(browser)
+    dead = f"http://127.0.0.1:{free_port()}"
+    page.set_content(f'<p>host page</p><script src="{live_server}/widget.js" '
+                     f'data-endpoint="{dead}"></script>')
+    reply = ask(page, "Is anybody there?")
+    expect(reply).to_contain_text("Can't reach the server")
+    expect(reply.get_by_role("button", name="Try again")).to_be_visible()
+    page.context.close()
+
+
+def test_loading_then_abstention(browser: Browser, live_server: str) -> None:  # noqa: F811
+    """The UI's handling of an abstention, with the reply held back to see the loading state."""
+    page = new_page(browser)
+    held: list[Route] = []
+    page.route("**/ask", lambda route: held.append(route))
+    page.goto(live_server + "/")
+    page.locator(f"{WIDGET} .launcher").click()
+    page.get_by_label("Your question").fill("Who won the 1998 football world cup?")
+    page.get_by_label("Your question").press("Enter")
+    expect(page.locator(f"{WIDGET} li.loading")).to_contain_text("Searching the documents")
+    held[0].fulfill(json={
+        "question": "Who won the 1998 football world cup?", "answer": None, "abstained": True,
+        "score": 0.12, "citations": [], "passages": [], "alternatives": [], "request_id": "x",
+        "timings_ms": {"retrieve": 1.0, "read": 1.0, "total": 2.0},
+    })
+    reply = page.locator(f"{WIDGET} li.msg.bot").last
+    expect(reply).to_contain_text("Not found in the documents.")
+    expect(page.locator(f"{WIDGET} li.loading")).to_have_count(0)
+    page.context.close()
+
+
+def test_supporting_sentence_marks_the_answer(
+    browser: Browser, live_server: str, anniversary: dict  # noqa: F811
+) -> None:
+    """A span answer inside a longer sentence: the sentence is quoted, the span marked.
+
+    The server's real reply is narrowed to "75th" inside its sentence, so this holds whichever
+    reader the server runs.
+    """
+    def narrow(route: Route) -> None:
+        body = route.fetch().json()
+        cite = body["citations"][0]
+        offset = cite["sentence"].index("75th")
+        cite["start"] = cite["sentence_start"] + offset
+        cite["end"] = cite["start"] + 4
+        cite["text"] = body["answer"] = "75th"
+        route.fulfill(json=body)
+
+    page = new_page(browser)
+    page.route("**/ask", narrow)
+    page.goto(live_server + "/")
+    reply = ask(page, anniversary["question"])
+    expect(reply.locator(".answer")).to_have_text("75th")
+    expect(reply.locator("blockquote")).to_contain_text("anniversary of their diplomatic relations")
+    expect(reply.locator("blockquote mark")).to_have_text("75th")
+    expect(reply.locator(".source a")).to_have_attribute("href", re.compile(r"start=\d+&end=\d+$"))
+    page.screenshot(path=ARTIFACTS / "widget-span.png")
+    page.context.close()
