@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.docs import install_offline_docs
 from api.errors import ApiError, JsonCORSMiddleware, install_error_handlers
 from api.limits import BodySizeLimit, Limiter, Overloaded
 from api.metrics import Metrics, MetricsMiddleware
@@ -160,7 +161,10 @@ def create_app(settings: Settings | None = None, pipeline: AskPipeline | None = 
         version="0.1.0",
         summary="Extractive question answering: answers that stand verbatim in your documents.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_offline_docs(app)
     app.state.service = svc
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -331,7 +331,11 @@ def test_openapi_has_examples(client: TestClient) -> None:  # noqa: F811
     assert {"200", "413", "422", "503"} <= set(responses)
     error = responses["422"]["content"]["application/json"]
     assert error["schema"]["$ref"].endswith("/ErrorBody") and error["example"]["error"]["code"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn" not in docs.text.lower()  # /docs works offline: its assets come from here
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200
 
 
 def test_widget_and_demo_are_served(client: TestClient) -> None:  # noqa: F811
