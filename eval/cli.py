@@ -1,0 +1,177 @@
+"""``verbatim eval``: score question sets over configurations; report, plots and CI floors.
+
+Exit status: 0 all good; 1 a ``--fail-under`` floor was missed, a configuration could not run or
+the service could not be reached; 2 a usage error (bad question file, config or floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from eval.harness import (
+    ConfigError,
+    ConfigResult,
+    EvalError,
+    EvalResult,
+    HttpBackend,
+    InProcessBackend,
+    corpus_dir_of,
+    expand_configs,
+    run_configs,
+)
+from eval.metrics import summarize
+from eval.questions import QuestionFileError, load_questions
+from rag.config import PROJECT_ROOT, Settings, get_settings
+
+DEFAULT_QUESTIONS = PROJECT_ROOT / "eval" / "questions" / "dev.jsonl"
+EXIT_FAIL, EXIT_USAGE = 1, 2
+METRICS = sorted(summarize([]))
+
+
+def parse_floors(items: list[str] | None) -> dict[str, float]:
+    """``["f1=0.5", "hit@5=0.8"]`` -> ``{"f1": 0.5, "hit@5": 0.8}``; ConfigError if invalid."""
+    floors = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ConfigError(f"--fail-under {item!r}: expected METRIC=VALUE")
+        if name not in METRICS:
+            raise ConfigError(f"--fail-under: unknown metric {name!r}; known: {', '.join(METRICS)}")
+        try:
+            floors[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"--fail-under {item!r}: {value!r} is not a number") from None
+    return floors
+
+
+def check_floors(results: list[ConfigResult], floors: dict[str, float]) -> list[str]:
+    """One message per configuration and metric under its floor (or not measured)."""
+    failures = []
+    for r in results:
+        if r.skipped:
+            continue
+        for name, floor in floors.items():
+            value = r.metrics.get(name)
+            if value is None:
+                failures.append(f"{r.label}: {name} was not measured (floor {floor:g})")
+            elif value < floor:
+                failures.append(f"{r.label}: {name} = {value:.4f} < {floor:g}")
+    return failures
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    updates = {
+        k: getattr(args, k)
+        for k in ("corpus_dir", "index_dir")
+        if getattr(args, k, None) is not None
+    }
+    settings = get_settings()
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Run ``verbatim eval``; the exit status."""
+    from eval.report import comparison_table, write_all
+    from rag.documents import CorpusError
+    from rag.store import IndexLoadError
+
+    def fail(msg: str, code: int) -> int:
+        print(f"verbatim eval: {msg}", file=sys.stderr)
+        return code
+
+    settings = _settings(args)
+    try:
+        questions = load_questions(args.questions)
+        floors = parse_floors(args.fail_under)
+        configs = expand_configs(args.configs, None if args.url else settings, bool(args.url))
+    except (QuestionFileError, ConfigError) as exc:
+        return fail(str(exc), EXIT_USAGE)
+    if args.limit:
+        questions = questions[: args.limit]
+    if args.url:
+        backend = HttpBackend(args.url, settings, timeout=args.timeout)
+        target = f"service at {args.url}"
+    else:
+        backend = InProcessBackend(settings)
+        target = f"in-process (index {settings.index_dir}, corpus {corpus_dir_of(settings)})"
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    t0 = time.perf_counter()
+    try:
+        results, warnings = run_configs(questions, configs, backend, progress=not args.quiet)
+    except (EvalError, CorpusError, IndexLoadError) as exc:
+        return fail(str(exc), EXIT_FAIL)
+    finally:
+        if isinstance(backend, HttpBackend):
+            backend.close()
+    result = EvalResult(
+        str(args.questions), target, results, warnings, started, time.perf_counter() - t0
+    )
+    paths = write_all(result, Path(args.out))
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(comparison_table(results))
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    code = 0
+    if any(r.skipped for r in results):
+        code = fail("some configurations could not run (see warnings)", EXIT_FAIL)
+    failures = check_floors(results, floors)
+    for f in failures:
+        print(f"FAIL: {f}", file=sys.stderr)
+    return EXIT_FAIL if failures else code
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``eval`` options."""
+    p.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="JSONL question set")
+    p.add_argument("--out", type=Path, default=Path("eval/out"), help="output folder")
+    p.add_argument("--url", default=None, help="evaluate a running service (POST URL/ask)")
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        default=["default"],
+        metavar="CONFIG",
+        help="KEY=VALUE,... with keys mode, reader, top_k, threshold; or a preset: "
+        "default, modes, all (every mode x every available reader)",
+    )
+    p.add_argument(
+        "--fail-under",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help=f"exit 1 when a configuration's metric is below VALUE (repeatable): {', '.join(METRICS)}",
+    )
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--timeout", type=float, default=120.0, help="HTTP timeout per question (s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``eval`` subcommand (the ``verbatim.commands`` entry point)."""
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate answers, citations and retrieval",
+        description="Ask a question set under one or more configurations and write "
+        "results.json, report.md and plots. hit@k is reported for k <= the configuration's "
+        "top_k (add e.g. 'mode=hybrid,top_k=10' for hit@10). Without threshold= the service's "
+        "own abstention counts; threshold=X re-decides offline: an answer stands iff its "
+        "score >= X.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m eval.cli``: the same command without the ``verbatim`` front end."""
+    parser = argparse.ArgumentParser(prog="verbatim eval", description=__doc__)
+    parser.add_argument("--corpus-dir", dest="corpus_dir", type=Path, default=None)
+    parser.add_argument("--index-dir", dest="index_dir", type=Path, default=None)
+    add_arguments(parser)
+    return handler(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
