@@ -1,0 +1,433 @@
+"""Training data for the span reader: loading, the fixed article split, unanswerables, windows.
+
+Everything here is deterministic given a seed: the same arguments give the same examples, in the
+same order, and the same windows.
+
+The article split of SQuAD v2.0 dev (``split_v2_dev``): the article titles are sorted with Python's
+``sorted`` (code-point order); titles at even positions (0, 2, 4, ...) form the *train* half (usable
+for training: its unanswerable questions teach abstention), titles at odd positions form the
+*held-out* half, used only for evaluation and never trained on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(os.environ.get("VERBATIM_QA_DATA", "/work/shared/qa-data"))
+SQUAD_TRAIN = "squad-v1.1-train-from-explorer.json.gz"
+SQUAD_V2_DEV = "squad-v2.0-dev-from-explorer.json.gz"
+SHIFTS = ("new_wiki_v1.0.json.gz", "reddit_v1.0.json.gz", "amazon_reviews_v1.0.json.gz")
+
+# Share of the training *examples* drawn from each pool (before windowing).
+DEFAULT_MIX: dict[str, float] = {
+    "squad": 0.48,  # SQuAD v1.1 train, answerable
+    "shifts": 0.10,  # SQuADShifts new_wiki/reddit/amazon, answerable (first reference answer)
+    "neg_para": 0.15,  # question paired with another paragraph of its article (unanswerable)
+    "neg_entity": 0.12,  # question's entity swapped for another entity of the article (unanswerable)
+    "v2dev": 0.15,  # the train half of SQuAD v2.0 dev (answerable + real unanswerable)
+}
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """One question over one context; unanswerable when ``answer_start < 0``."""
+
+    qid: str
+    title: str
+    question: str
+    context: str
+    answer_text: str = ""
+    answer_start: int = -1
+    answers: tuple[str, ...] = ()  # every reference answer (for evaluation); () when unanswerable
+    source: str = ""
+
+    @property
+    def is_impossible(self) -> bool:
+        return self.answer_start < 0
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_articles(path: str | Path) -> list[dict]:
+    """The ``data`` list of a gzip (or plain) SQuAD-format JSON file."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        return json.load(fh)["data"]
+
+
+def examples_from_articles(articles: Iterable[dict], source: str = "") -> list[QAExample]:
+    """Flatten articles into examples; the first reference answer is the training target."""
+    out: list[QAExample] = []
+    for article in articles:
+        title = article.get("title", "")
+        for para in article["paragraphs"]:
+            context = para["context"]
+            for qa in para["qas"]:
+                answers = [a for a in qa.get("answers", []) if a.get("text")]
+                question = qa["question"].strip()
+                if qa.get("is_impossible") or not answers:
+                    out.append(QAExample(qa["id"], title, question, context, source=source))
+                    continue
+                first = answers[0]
+                out.append(
+                    QAExample(
+                        qa["id"],
+                        title,
+                        question,
+                        context,
+                        answer_text=first["text"],
+                        answer_start=int(first["answer_start"]),
+                        answers=tuple(a["text"] for a in answers),
+                        source=source,
+                    )
+                )
+    return out
+
+
+def split_v2_dev(articles: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """(train half, held-out half) of SQuAD v2.0 dev: sorted titles, alternating, even -> train."""
+    titles = sorted({a["title"] for a in articles})
+    train_titles = set(titles[0::2])
+    train = [a for a in articles if a["title"] in train_titles]
+    held = [a for a in articles if a["title"] not in train_titles]
+    return train, held
+
+
+def heldout_examples(data_dir: Path = DATA_DIR) -> list[QAExample]:
+    """Every question of the held-out half of SQuAD v2.0 dev, in file order."""
+    _, held = split_v2_dev(load_articles(data_dir / SQUAD_V2_DEV))
+    return examples_from_articles(held, source="v2dev-heldout")
+
+
+# --------------------------------------------------------------------------- unanswerables
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def answer_occurs(answers: Iterable[str], context: str) -> bool:
+    """Whether any answer text occurs in the context (case- and whitespace-insensitive)."""
+    ctx = _norm(context)
+    return any(_norm(a) and _norm(a) in ctx for a in answers)
+
+
+def paragraph_negatives(
+    articles: Sequence[dict], rng: random.Random, source: str = "neg_para", tries: int = 6
+) -> list[QAExample]:
+    """Pair each answerable question with another paragraph of its article lacking the answer.
+
+    At most one negative per question; questions whose article has no suitable paragraph are
+    skipped. The pairing never contains any reference answer text (see ``answer_occurs``).
+    """
+    out: list[QAExample] = []
+    for article in articles:
+        paras = article["paragraphs"]
+        if len(paras) < 2:
+            continue
+        for pi, para in enumerate(paras):
+            for qa in para["qas"]:
+                answers = [a["text"] for a in qa.get("answers", []) if a.get("text")]
+                if qa.get("is_impossible") or not answers:
+                    continue
+                for _ in range(tries):
+                    pj = rng.randrange(len(paras) - 1)
+                    pj = pj + 1 if pj >= pi else pj
+                    ctx = paras[pj]["context"]
+                    if not answer_occurs(answers, ctx):
+                        out.append(
+                            QAExample(
+                                f"{qa['id']}-negp{pj}",
+                                article["title"],
+                                qa["question"].strip(),
+                                ctx,
+                                source=source,
+                            )
+                        )
+                        break
+    return out
+
+
+# A run of capitalised words (allowing short lower-case joiners like "of" inside), e.g.
+# "University of Notre Dame", "Beyoncé", "New York City".
+_ENTITY_RE = re.compile(
+    r"\b[A-Z][\w'’.-]*[\w](?:\s+(?:of|the|de|du|la|von|van|and|for)\s+[A-Z][\w'’.-]*[\w]"
+    r"|\s+[A-Z][\w'’.-]*[\w])*"
+)
+_NOT_ENTITIES = frozenset(
+    ["The", "A", "An", "In", "On", "At", "Of", "For", "And", "But", "Or", "If", "When", "What", "Which", "Who", "Whom", "Whose", "Where", "Why", "How", "This", "That", "These", "Those", "It", "Its", "He", "She", "They", "His", "Her", "Their", "As", "By", "From", "To", "With", "After", "Before", "During", "Since", "While", "However", "Also", "There", "Is", "Was", "Are", "Were", "Did", "Do", "Does", "Has", "Have", "Had", "Not", "I", "We", "You", "Many", "Most", "Some", "One", "Two", "Three", "Other", "Another", "Such", "According"]
+)
+
+
+def _entities(text: str, skip_first_word: bool) -> list[tuple[int, int, str]]:
+    out = []
+    for m in _ENTITY_RE.finditer(text):
+        s, e, ent = m.start(), m.end(), m.group(0)
+        if skip_first_word and s == 0:
+            # The question's first word is capitalised anyway; drop it from the run.
+            parts = ent.split(None, 1)
+            if len(parts) < 2:
+                continue
+            s, ent = e - len(parts[1]), parts[1]
+        if ent in _NOT_ENTITIES or len(ent) < 3:
+            continue
+        out.append((s, e, ent))
+    return out
+
+
+def entity_swap_negatives(
+    articles: Sequence[dict], rng: random.Random, source: str = "neg_entity"
+) -> list[QAExample]:
+    """Swap a question's capitalised entity for another entity of the same article.
+
+    The swapped-out entity must occur in the question's own paragraph and no word of the
+    swapped-in entity may occur there, so the new question is (almost surely) unanswerable from
+    that paragraph while staying lexically close to it: a hard negative.
+    """
+    out: list[QAExample] = []
+    for article in articles:
+        pool = sorted(
+            {
+                ent
+                for para in article["paragraphs"]
+                for _, _, ent in _entities(para["context"], skip_first_word=False)
+            }
+        )
+        if len(pool) < 2:
+            continue
+        for para in article["paragraphs"]:
+            context = para["context"]
+            ctx_low = context.lower()
+            ctx_words = set(re.findall(r"\w+", ctx_low))
+            for qa in para["qas"]:
+                if qa.get("is_impossible") or not qa.get("answers"):
+                    continue
+                question = qa["question"].strip()
+                cands = [x for x in _entities(question, True) if x[2].lower() in ctx_low]
+                if not cands:
+                    continue
+                s, e, ent = cands[rng.randrange(len(cands))]
+                for _ in range(8):
+                    new = pool[rng.randrange(len(pool))]
+                    words = re.findall(r"\w+", new.lower())
+                    if new != ent and words and not any(w in ctx_words for w in words):
+                        out.append(
+                            QAExample(
+                                f"{qa['id']}-nege",
+                                article["title"],
+                                question[:s] + new + question[e:],
+                                context,
+                                source=source,
+                            )
+                        )
+                        break
+    return out
+
+
+# --------------------------------------------------------------------------- the training mix
+
+
+def build_training_examples(
+    n_examples: int,
+    seed: int,
+    mix: dict[str, float] | None = None,
+    data_dir: Path = DATA_DIR,
+) -> list[QAExample]:
+    """About ``n_examples`` shuffled training examples drawn from the pools by ``mix``.
+
+    Never touches the held-out half of SQuAD v2.0 dev.
+    """
+    mix = dict(DEFAULT_MIX if mix is None else mix)
+    rng = random.Random(seed)
+    squad_articles = load_articles(data_dir / SQUAD_TRAIN)
+    v2_train, _ = split_v2_dev(load_articles(data_dir / SQUAD_V2_DEV))
+    shift_articles: list[dict] = []
+    for name in SHIFTS:
+        shift_articles.extend(load_articles(data_dir / name))
+
+    pools: dict[str, list[QAExample]] = {
+        "squad": examples_from_articles(squad_articles, "squad"),
+        "shifts": [e for e in examples_from_articles(shift_articles, "shifts") if e.answers],
+        "neg_para": paragraph_negatives(squad_articles, random.Random(seed + 1)),
+        "neg_entity": entity_swap_negatives(squad_articles, random.Random(seed + 2)),
+        "v2dev": examples_from_articles(v2_train, "v2dev-train"),
+    }
+    chosen: list[QAExample] = []
+    for name in sorted(mix):
+        pool = pools[name]
+        random.Random(f"{seed}-{name}").shuffle(pool)
+        chosen.extend(pool[: min(len(pool), round(mix[name] * n_examples))])
+    rng.shuffle(chosen)
+    return chosen
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def truncate_questions(tokenizer, questions: Sequence[str], max_tokens: int) -> list[str]:
+    """Cut questions longer than ``max_tokens`` word pieces (rare) at a token boundary."""
+    enc = tokenizer(
+        list(questions),
+        add_special_tokens=False,
+        truncation=False,
+        padding=False,
+        return_offsets_mapping=True,
+    )
+    out = []
+    for q, offsets in zip(questions, enc["offset_mapping"], strict=True):
+        out.append(q if len(offsets) <= max_tokens else q[: offsets[max_tokens - 1][1]])
+    return out
+
+
+def _encode(tokenizer, examples: Sequence[QAExample], max_length: int, stride: int, max_q: int):
+    questions = truncate_questions(tokenizer, [e.question for e in examples], max_q)
+    return tokenizer(
+        questions,
+        [e.context for e in examples],
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        padding=False,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        return_token_type_ids=True,
+    )
+
+
+@dataclass
+class TrainWindow:
+    input_ids: np.ndarray  # int32, unpadded
+    token_type_ids: np.ndarray  # int8
+    start: int  # 0 (= [CLS]) when the answer is not inside the window
+    end: int
+
+
+def build_train_windows(
+    tokenizer,
+    examples: Sequence[QAExample],
+    max_length: int = 256,
+    stride: int = 128,
+    max_question_tokens: int = 64,
+    batch_size: int = 1000,
+) -> list[TrainWindow]:
+    """Windows of (question, context) with the answer's token span, or [CLS] when absent.
+
+    ``stride`` is the number of context tokens shared by consecutive windows (as in the
+    tokenizer's overflow API).
+    """
+    out: list[TrainWindow] = []
+    for b in range(0, len(examples), batch_size):
+        batch = examples[b : b + batch_size]
+        enc = _encode(tokenizer, batch, max_length, stride, max_question_tokens)
+        for i, ex_idx in enumerate(enc["overflow_to_sample_mapping"]):
+            ex = batch[ex_idx]
+            ids = enc["input_ids"][i]
+            seq = enc.sequence_ids(i)
+            offsets = enc["offset_mapping"][i]
+            start_tok = end_tok = 0
+            if not ex.is_impossible:
+                a0 = ex.answer_start
+                a1 = a0 + len(ex.answer_text)
+                ctx_first = seq.index(1)
+                ctx_last = len(seq) - 1 - seq[::-1].index(1)
+                if offsets[ctx_first][0] <= a0 and offsets[ctx_last][1] >= a1:
+                    s = ctx_first
+                    while s <= ctx_last and offsets[s][1] <= a0:
+                        s += 1
+                    t = ctx_last
+                    while t >= ctx_first and offsets[t][0] >= a1:
+                        t -= 1
+                    if s <= t:
+                        start_tok, end_tok = s, t
+            out.append(
+                TrainWindow(
+                    np.asarray(ids, dtype=np.int32),
+                    np.asarray(enc["token_type_ids"][i], dtype=np.int8),
+                    start_tok,
+                    end_tok,
+                )
+            )
+    return out
+
+
+@dataclass
+class EvalWindow:
+    example_index: int
+    input_ids: np.ndarray
+    token_type_ids: np.ndarray
+    offsets: list[tuple[int, int] | None]  # None outside the context
+
+
+def build_eval_windows(
+    tokenizer,
+    examples: Sequence[QAExample],
+    max_length: int = 256,
+    stride: int = 128,
+    max_question_tokens: int = 64,
+    batch_size: int = 1000,
+) -> list[EvalWindow]:
+    """Windows for prediction, each keeping the character offsets of its context tokens."""
+    out: list[EvalWindow] = []
+    for b in range(0, len(examples), batch_size):
+        batch = examples[b : b + batch_size]
+        enc = _encode(tokenizer, batch, max_length, stride, max_question_tokens)
+        for i, ex_idx in enumerate(enc["overflow_to_sample_mapping"]):
+            seq = enc.sequence_ids(i)
+            offsets = [
+                tuple(o) if s == 1 else None
+                for o, s in zip(enc["offset_mapping"][i], seq, strict=True)
+            ]
+            out.append(
+                EvalWindow(
+                    b + ex_idx,
+                    np.asarray(enc["input_ids"][i], dtype=np.int32),
+                    np.asarray(enc["token_type_ids"][i], dtype=np.int8),
+                    offsets,
+                )
+            )
+    return out
+
+
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random, bucket_batches: int = 50
+) -> list[list[int]]:
+    """Shuffled batches of indices of similar length (less padding), in random order.
+
+    Indices are shuffled, cut into chunks of ``bucket_batches * batch_size``, each chunk sorted
+    by length and cut into batches; the batches are then shuffled.
+    """
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    chunk = batch_size * bucket_batches
+    batches: list[list[int]] = []
+    for c in range(0, len(idx), chunk):
+        part = sorted(idx[c : c + chunk], key=lambda i: lengths[i])
+        batches.extend(part[b : b + batch_size] for b in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(windows: Sequence, pad_id: int = 0, multiple: int = 8) -> dict[str, np.ndarray]:
+    """Pad a batch of windows to its longest (rounded up to ``multiple``)."""
+    n = max(len(w.input_ids) for w in windows)
+    n = -(-n // multiple) * multiple
+    ids = np.full((len(windows), n), pad_id, dtype=np.int64)
+    tt = np.zeros((len(windows), n), dtype=np.int64)
+    am = np.zeros((len(windows), n), dtype=np.int64)
+    for r, w in enumerate(windows):
+        k = len(w.input_ids)
+        ids[r, :k] = w.input_ids
+        tt[r, :k] = w.token_type_ids
+        am[r, :k] = 1
+    return {"input_ids": ids, "token_type_ids": tt, "attention_mask": am}

@@ -1,0 +1,233 @@
+"""Tests of the span-reader training code: split, unanswerables, windows, metrics, a tiny run."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from rag.training import data as D
+from rag.training.squad_eval import (
+    best_span,
+    compute_exact,
+    compute_f1,
+    normalize_answer,
+    squad2_metrics,
+)
+
+
+def _article(title: str, paras: list[tuple[str, list[tuple[str, str]]]]) -> dict:
+    """An article from (context, [(question, answer)]) pairs; answer "" = unanswerable."""
+    out = {"title": title, "paragraphs": []}
+    for pi, (context, qas) in enumerate(paras):
+        items = []
+        for qi, (q, a) in enumerate(qas):
+            answers = [{"text": a, "answer_start": context.index(a)}] if a else []
+            items.append({"id": f"{title}-{pi}-{qi}", "question": q, "answers": answers,
+                          "is_impossible": not a})
+        out["paragraphs"].append({"context": context, "qas": items})
+    return out
+
+
+ARTICLES = [
+    _article(
+        "Paris",
+        [
+            ("Paris is the capital of France. The Eiffel Tower was built in 1889.",
+             [("When was the Eiffel Tower built?", "1889"),
+              ("What is the capital of France?", "Paris")]),
+            ("The Louvre is the world's most-visited museum. It opened in 1793.",
+             [("When did the Louvre open?", "1793")]),
+            ("The Seine flows through Paris. Gustave Eiffel designed the tower.",
+             [("Who designed the tower?", "Gustave Eiffel")]),
+        ],
+    ),
+    _article(
+        "Oxygen",
+        [
+            ("Oxygen is a chemical element with symbol O and atomic number 8.",
+             [("What is the atomic number of Oxygen?", "8"),
+              ("What is the melting point?", "")]),
+            ("Joseph Priestley and Carl Wilhelm Scheele discovered Oxygen independently.",
+             [("Who discovered Oxygen with Scheele?", "Joseph Priestley")]),
+        ],
+    ),
+]
+
+
+# --------------------------------------------------------------------------- split
+
+
+def test_split_is_disjoint_deterministic_and_complete():
+    arts = [{"title": t, "paragraphs": []} for t in ["b", "a", "e", "c", "d"]]
+    train, held = D.split_v2_dev(arts)
+    assert [a["title"] for a in train] == ["a", "e", "c"]  # sorted a,b,c,d,e -> a,c,e; file order
+    assert sorted(a["title"] for a in held) == ["b", "d"]
+    train2, held2 = D.split_v2_dev(list(reversed(arts)))
+    assert {a["title"] for a in train2} == {a["title"] for a in train}
+    assert {a["title"] for a in held2} == {a["title"] for a in held}
+
+
+@pytest.mark.skipif(not (D.DATA_DIR / D.SQUAD_V2_DEV).exists(), reason="qa-data not mounted")
+def test_real_v2_dev_split():
+    arts = D.load_articles(D.DATA_DIR / D.SQUAD_V2_DEV)
+    train, held = D.split_v2_dev(arts)
+    tt, ht = {a["title"] for a in train}, {a["title"] for a in held}
+    assert not tt & ht and tt | ht == {a["title"] for a in arts}
+    assert (len(tt), len(ht)) == (18, 17)
+    assert "Amazon_rainforest" in ht and "Warsaw" in ht
+    held_ex = D.heldout_examples()
+    assert len(held_ex) == 5566
+    train_ids = {qa["id"] for a in train for p in a["paragraphs"] for qa in p["qas"]}
+    assert not train_ids & {e.qid for e in held_ex}
+
+
+# --------------------------------------------------------------------------- unanswerables
+
+
+def test_paragraph_negatives_never_contain_answer():
+    negs = D.paragraph_negatives(ARTICLES, random.Random(0))
+    assert negs, "expected some negatives"
+    answers = {
+        qa["id"]: [a["text"] for a in qa["answers"]]
+        for art in ARTICLES for p in art["paragraphs"] for qa in p["qas"]
+    }
+    for n in negs:
+        assert n.is_impossible and n.answers == ()
+        src = n.qid.rsplit("-negp", 1)[0]
+        assert not D.answer_occurs(answers[src], n.context)
+        own = next(p["context"] for a in ARTICLES for p in a["paragraphs"]
+                   for qa in p["qas"] if qa["id"] == src)
+        assert n.context != own
+    # Deterministic for a seed.
+    assert negs == D.paragraph_negatives(ARTICLES, random.Random(0))
+
+
+@pytest.mark.skipif(not (D.DATA_DIR / D.SQUAD_TRAIN).exists(), reason="qa-data not mounted")
+def test_paragraph_negatives_on_real_articles():
+    arts = D.load_articles(D.DATA_DIR / D.SQUAD_TRAIN)[:15]
+    answers = {qa["id"]: [a["text"] for a in qa["answers"]]
+               for art in arts for p in art["paragraphs"] for qa in p["qas"]}
+    negs = D.paragraph_negatives(arts, random.Random(1))
+    assert len(negs) > 500
+    for n in negs:
+        ctx = n.context.lower()
+        assert all(a.lower() not in ctx for a in answers[n.qid.rsplit("-negp", 1)[0]])
+
+
+def test_entity_swap_negatives():
+    negs = D.entity_swap_negatives(ARTICLES, random.Random(0))
+    assert negs
+    for n in negs:
+        assert n.is_impossible
+        # The swapped-in entity's words do not occur in the paragraph.
+        orig = next(qa["question"] for a in ARTICLES for p in a["paragraphs"]
+                    for qa in p["qas"] if n.qid.startswith(qa["id"]))
+        assert n.question != orig
+
+
+# --------------------------------------------------------------------------- windows
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from rag.training.train import default_base_model, load_tokenizer
+
+    return load_tokenizer(default_base_model())
+
+
+def test_train_windows_label_the_answer(tokenizer):
+    long_ctx = " ".join(f"word{i}" for i in range(150)) + " The answer is Zanzibar today."
+    examples = [
+        D.QAExample("a", "t", "Where?", long_ctx, "Zanzibar", long_ctx.index("Zanzibar"),
+                    ("Zanzibar",)),
+        D.QAExample("b", "t", "What?", "Nothing here.", source="neg"),
+    ]
+    wins = D.build_train_windows(tokenizer, examples, max_length=64, stride=16)
+    assert len(wins) > 2  # the long context overflows into several windows
+    assert all(len(w.input_ids) <= 64 for w in wins)
+    labelled = [w for w in wins if w.start > 0]
+    assert labelled, "the window holding the answer must be labelled"
+    for w in labelled:
+        text = tokenizer.decode(w.input_ids[w.start : w.end + 1].tolist())
+        assert text == "zanzibar"
+    assert wins[-1].start == wins[-1].end == 0  # the unanswerable example -> [CLS]
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_normalisation_and_token_metrics():
+    assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    assert compute_exact("the Eiffel Tower", "Eiffel tower.") == 1
+    # gold {eiffel, tower}, pred {eiffel}: P=1, R=1/2 -> F1 = 2/3
+    assert compute_f1("Eiffel Tower", "Eiffel") == pytest.approx(2 / 3)
+    assert compute_f1("", "") == 1.0 and compute_f1("", "x") == 0.0
+
+
+def test_squad2_metrics_hand_computed():
+    gold = {"q1": ["Eiffel Tower"], "q2": [], "q3": ["1889", "in 1889"], "q4": []}
+    spans = {"q1": "Eiffel", "q2": "Paris", "q3": "1889", "q4": "Seine"}
+    # null - best span: q1 answers, q2 abstains, q3 answers, q4 answers (wrongly) at t=0.
+    diffs = {"q1": -2.0, "q2": 1.5, "q3": -4.0, "q4": -1.0}
+    m = squad2_metrics(gold, spans, diffs, threshold=0.0)
+    assert m["total"] == 4 and m["HasAns_total"] == 2 and m["NoAns_total"] == 2
+    assert m["exact"] == pytest.approx(100 * 2 / 4)  # q2, q3
+    assert m["f1"] == pytest.approx(100 * (2 / 3 + 1 + 1 + 0) / 4)
+    assert m["HasAns_exact"] == pytest.approx(50.0)
+    assert m["HasAns_f1"] == pytest.approx(100 * (2 / 3 + 1) / 2)
+    assert m["NoAns_acc"] == pytest.approx(50.0)
+    # Best threshold: answering only q3 (diff -4) and q1 (-2) but not q4 (-1), q2 (1.5):
+    # F1 = (1 + 2/3 + 1 + 1) / 4, reached at threshold -2.
+    assert m["best_f1"] == pytest.approx(100 * (1 + 2 / 3 + 1 + 1) / 4)
+    assert m["best_f1_thresh"] == pytest.approx(-2.0)
+    assert m["best_exact"] == pytest.approx(100 * 3 / 4)
+    # Abstaining on everything: HasAns scores 0, NoAns 100.
+    m_all = squad2_metrics(gold, spans, diffs, threshold=-10.0)
+    assert m_all["NoAns_acc"] == 100.0 and m_all["HasAns_f1"] == 0.0
+
+
+def test_best_span_respects_context_and_length():
+    offsets = [None, None, None, (0, 5), (6, 11), (12, 17), None]
+    s = np.array([9.0, 0, 0, 1.0, 3.0, 0.5, 9.0])
+    e = np.array([9.0, 0, 0, 0.1, 0.2, 2.0, 9.0])
+    assert best_span(s, e, offsets, 30) == pytest.approx((5.0, 6, 17))  # tokens 4..5
+    assert best_span(s, e, offsets, 1) == pytest.approx((3.2, 6, 11))  # one token only
+    assert best_span(s, e, [None] * 7, 30) is None
+
+
+# --------------------------------------------------------------------------- a tiny run
+
+
+def test_training_loss_falls_and_saves(tmp_path, tokenizer):
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from rag.training.train import TrainConfig, train
+
+    rng = random.Random(0)
+    examples = []
+    for i in range(32):
+        city = rng.choice(["Paris", "Rome", "Oslo", "Lima", "Kyiv", "Cairo"])
+        ctx = f"Report {i}. The meeting number {i} was held in {city} on a sunny day."
+        if i % 4 == 3:
+            examples.append(D.QAExample(f"n{i}", "t", "Who won the race?", ctx))
+        else:
+            examples.append(D.QAExample(f"q{i}", "t", f"Where was meeting {i} held?", ctx,
+                                        city, ctx.index(city), (city,)))
+    windows = D.build_train_windows(tokenizer, examples, max_length=128, stride=32)
+    assert len(windows) == 32
+    cfg = TrainConfig(out=str(tmp_path / "reader"), epochs=4, batch_size=8, lr=3e-4,
+                      warmup_ratio=0.1, max_length=128, log_every=4, seed=3, threads=1)
+    summary = train(cfg, windows=windows)
+    print("train_seconds", summary["train_seconds"], "total", summary["total_seconds"])
+    losses = summary["losses_per_log"]
+    assert summary["steps"] == 16
+    assert losses[-1] < losses[0] * 0.7, losses
+    out = tmp_path / "reader"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "training.json"):
+        assert (out / name).exists()
+    model = AutoModelForQuestionAnswering.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert next(model.parameters()).dtype.is_floating_point
+    assert len(tok("word " * 300)["input_ids"]) > 128  # no stale truncation to 128
