@@ -1,0 +1,356 @@
+"""Fit the span reader's score calibration on the held-out half of SQuAD v2.0 dev.
+
+Each sampled question is read from ONE forward pass in three settings: its own paragraph alone
+(``single``), its paragraph plus a few distractor paragraphs of the same article (``mixed``,
+mimicking retrieval), and the distractors alone (``absent``: unanswerable, as when the documents
+lack the answer). Every top candidate span becomes a row (features of
+:func:`rag.readers.span.span_features`, label: token F1 >= 0.5 against a gold answer; never for
+an unanswerable question); a logistic regression on the rows of one half of the articles is
+the calibration, and the abstention threshold maximises SQuAD2 F1 of ``mixed`` + ``absent``
+(``product``) on that half, reweighted to ``--noans-share`` unanswerable questions (SQuAD v2
+has ~50%, a document QA service far fewer; the logistic fit is weighted the same way).
+Figures are printed for the other half (never fitted on).
+
+    python -m rag.readers.calibrate --model models/reader --limit 1500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from eval.metrics import exact_match, token_f1
+from rag.answer import Passage
+from rag.readers.span import (
+    CALIBRATION_FILE,
+    FEATURES,
+    Calibration,
+    Logits,
+    SpanReader,
+    select_spans,
+)
+from rag.training import data as D
+
+SETTINGS = ("single", "mixed", "absent", "product")
+PRODUCT = ("mixed", "absent")  # what the service sees: the answer retrieved, or not at all
+THRESHOLDS = [round(i / 100, 2) for i in range(1, 100)]
+CORRECT_F1 = 0.5
+
+
+@dataclass
+class Item:
+    """One question with its passages: ``texts[0]`` is the question's own paragraph."""
+
+    qid: str
+    title: str
+    question: str
+    answers: tuple[str, ...]
+    texts: list[str]
+
+
+@dataclass
+class Row:
+    """One candidate span of one (question, setting)."""
+
+    features: tuple[float, ...]
+    text: str
+
+
+@dataclass
+class Read:
+    """The candidates of one (question, setting), and the question's gold answers."""
+
+    qid: str
+    title: str
+    setting: str
+    answers: tuple[str, ...]
+    rows: list[Row] = field(default_factory=list)
+
+
+# -- data ------------------------------------------------------------------------------------
+def sample_items(limit: int, distractors: int, seed: int, data_dir: Path) -> list[Item]:
+    """``limit`` random held-out questions (0 = all), each with up to ``distractors`` others."""
+    _, held = D.split_v2_dev(D.load_articles(data_dir / D.SQUAD_V2_DEV))
+    rng = random.Random(seed)
+    items: list[Item] = []
+    for article in held:
+        paras = [p["context"] for p in article["paragraphs"]]
+        for pi, para in enumerate(article["paragraphs"]):
+            for ex in D.examples_from_articles([{"title": article["title"], "paragraphs": [para]}]):
+                others = [c for j, c in enumerate(paras) if j != pi]
+                others = [c for c in others if not D.answer_occurs(ex.answers, c)]
+                rng.shuffle(others)
+                items.append(
+                    Item(
+                        ex.qid,
+                        ex.title,
+                        ex.question,
+                        ex.answers,
+                        [para["context"]] + others[:distractors],
+                    )
+                )
+    rng.shuffle(items)
+    return items[:limit] if limit else items
+
+
+# -- reading ---------------------------------------------------------------------------------
+def subset(logits: Logits, passages: set[int]) -> Logits:
+    """The windows of ``logits`` that belong to the given passages."""
+    idx = [w for w, p in enumerate(logits.window_passage) if p in passages]
+    return Logits(
+        logits.start[idx],
+        logits.end[idx],
+        [logits.null[w] for w in idx],
+        [logits.window_passage[w] for w in idx],
+        [logits.offsets[w] for w in idx],
+        [logits.norm[w] for w in idx],
+    )
+
+
+def read_item(reader: SpanReader, item: Item, top: int) -> list[Read]:
+    """The settings of one item from a single forward pass; ``top`` candidates each.
+
+    ``single``: the own paragraph; ``mixed``: with the distractors; ``absent``: the distractors
+    only, so the question is unanswerable (as when retrieval misses or the corpus lacks it).
+    """
+    logits = reader.forward(item.question, item.texts)
+    passages = [
+        Passage(doc_id=f"p{i}", title=item.title, start=0, end=len(t), text=t, score=0.0)
+        for i, t in enumerate(item.texts)
+    ]
+    out = []
+    every = set(range(len(item.texts)))
+    settings = [("single", {0}, item.answers), ("mixed", every, item.answers)]
+    if len(item.texts) > 1 and item.answers:
+        settings.append(("absent", every - {0}, ()))
+    for setting, keep, answers in settings:
+        cands = reader.decode(item.question, item.texts, subset(logits, keep))
+        cands.sort(key=lambda c: -c.logit)  # rank by raw logit, independent of any calibration
+        feats: dict[tuple[int, int, int], tuple[float, ...]] = {}
+        for c in cands:  # the best-scoring copy when windows overlap
+            feats.setdefault((c.passage_index, c.start, c.end), c.features)
+        spans = select_spans(cands, passages, top)
+        rows = [Row(feats[(s.passage_index, s.start, s.end)], s.text) for s in spans]
+        out.append(Read(item.qid, item.title, setting, answers, rows))
+    return out
+
+
+# -- fitting and scoring ---------------------------------------------------------------------
+def label(row: Row, answers: tuple[str, ...]) -> int:
+    return int(bool(answers) and token_f1(row.text, answers) >= CORRECT_F1)
+
+
+def prior_weights(reads: list[Read], noans_share: float) -> tuple[float, float]:
+    """(answerable, unanswerable) weights that make unanswerables ``noans_share`` of the mass."""
+    n_no = sum(not rd.answers for rd in reads)
+    n_has = len(reads) - n_no
+    if not n_no or not n_has:
+        return 1.0, 1.0
+    return (1 - noans_share) * len(reads) / n_has, noans_share * len(reads) / n_no
+
+
+def fit(reads: list[Read], c: float = 1.0, noans_share: float = 0.2) -> Calibration:
+    """Logistic regression of ``label`` on the features of every candidate row.
+
+    Rows are weighted so that unanswerable questions make up ``noans_share`` of the questions:
+    the score is then P(correct) under that prior rather than under SQuAD v2's ~50%.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    w_has, w_no = prior_weights(reads, noans_share)
+    x = np.array([r.features for rd in reads for r in rd.rows], dtype=np.float64)
+    y = np.array([label(r, rd.answers) for rd in reads for r in rd.rows])
+    w = np.array([w_has if rd.answers else w_no for rd in reads for r in rd.rows])
+    lr = LogisticRegression(C=c, max_iter=5000).fit(x, y, sample_weight=w)
+    return Calibration(tuple(float(w) for w in lr.coef_[0]), float(lr.intercept_[0]), None, "fit")
+
+
+def predict(rd: Read, cal: Calibration) -> tuple[str, float]:
+    """The best candidate's text and calibrated score ('' and 0 without candidates)."""
+    if not rd.rows:
+        return "", 0.0
+    scored = [(cal.score(r.features), r.text) for r in rd.rows]
+    score, text = max(scored, key=lambda t: t[0])
+    return text, score
+
+
+def metrics(
+    reads: list[Read], cal: Calibration, threshold: float, noans_share: float = 0.2
+) -> dict[str, float]:
+    """SQuAD2-style figures at a threshold (abstaining scores 1 on NoAns, 0 on HasAns).
+
+    ``overall_f1`` is over the questions as sampled; ``prior_f1`` reweights them to
+    ``noans_share`` unanswerable questions.
+    """
+    has_f1, has_em, no_ok, overall = [], [], [], []
+    refused = 0
+    for rd in reads:
+        text, score = predict(rd, cal)
+        answer = text if score >= threshold else ""
+        if rd.answers:
+            f1 = token_f1(answer, rd.answers) if answer else 0.0
+            has_f1.append(f1)
+            has_em.append(exact_match(answer, rd.answers) if answer else 0.0)
+            refused += not answer
+            overall.append(f1)
+        else:
+            no_ok.append(float(not answer))
+            overall.append(float(not answer))
+    return {
+        "n": len(reads),
+        "has_ans": len(has_f1),
+        "has_ans_f1": _mean(has_f1),
+        "has_ans_em": _mean(has_em),
+        "no_ans_acc": _mean(no_ok),
+        "overall_f1": _mean(overall),
+        "prior_f1": round((1 - noans_share) * _mean(has_f1) + noans_share * _mean(no_ok), 4),
+        "false_refusal": round(refused / max(1, len(has_f1)), 4),
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return round(float(np.mean(values)), 4) if values else float("nan")
+
+
+def best_threshold(reads: list[Read], cal: Calibration, noans_share: float) -> float:
+    """The threshold that maximises ``prior_f1`` (ties: the lowest)."""
+    return max(THRESHOLDS, key=lambda t: (metrics(reads, cal, t, noans_share)["prior_f1"], -t))
+
+
+def split_by_title(reads: list[Read]) -> tuple[list[Read], list[Read]]:
+    """(fit, test): articles alternate by sorted title, so no article is in both."""
+    titles = sorted({r.title for r in reads})
+    fit_titles = set(titles[0::2])
+    return [r for r in reads if r.title in fit_titles], [
+        r for r in reads if r.title not in fit_titles
+    ]
+
+
+# -- the command -----------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> dict:
+    """Read, fit on one half of the articles, choose the threshold, report on the other half."""
+    reader = SpanReader(
+        args.model,
+        max_length=args.max_length,
+        stride=args.stride,
+        max_answer_tokens=args.max_answer_tokens,
+        threads=args.threads or None,
+        quantize=args.quantize,
+    )
+    reader.warm_up()
+    reader.calibration = Calibration.fallback()  # features are calibration-free; start clean
+    t0 = time.perf_counter()
+    reads = read_all(reader, args)
+    share = args.noans_share
+    fit_reads, test_reads = split_by_title(reads)
+    cal = fit(fit_reads, args.c, share)
+    threshold = best_threshold([r for r in fit_reads if r.setting in PRODUCT], cal, share)
+
+    def part(reads: list[Read], setting: str, c: Calibration, t: float) -> dict[str, float]:
+        keep = PRODUCT if setting == "product" else (setting,)
+        return metrics([r for r in reads if r.setting in keep], c, t, share)
+
+    report = {
+        setting: {
+            "fit": part(fit_reads, setting, cal, threshold),
+            "test": part(test_reads, setting, cal, threshold),
+            "test_answer_all": part(test_reads, setting, cal, 0.0),
+            "test_fallback_0.5": part(test_reads, setting, Calibration.fallback(), 0.5),
+        }
+        for setting in SETTINGS
+    }
+    out = {
+        "features": list(FEATURES),
+        "weights": list(cal.weights),
+        "bias": cal.bias,
+        "threshold": threshold,
+        "noans_share": share,
+        "label": f"candidate span token F1 >= {CORRECT_F1} (never for unanswerable questions)",
+        "fitted_on": {
+            "data": "SQuAD v2.0 dev, held-out half (rag.training.data.split_v2_dev), fit articles",
+            "questions": len({r.qid for r in fit_reads}),
+            "rows": sum(len(r.rows) for r in fit_reads),
+            "limit": args.limit,
+            "distractors": args.distractors,
+            "seed": args.seed,
+            "max_length": args.max_length,
+            "stride": args.stride,
+            "max_answer_tokens": args.max_answer_tokens,
+            "quantize": args.quantize,
+        },
+        "report": report,
+        "read_seconds": round(time.perf_counter() - t0, 1),
+    }
+    if not args.dry_run:
+        (Path(args.model) / CALIBRATION_FILE).write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def read_all(reader: SpanReader, args: argparse.Namespace) -> list[Read]:
+    """Every sampled item read in both settings (loaded from ``args.cache`` when it exists)."""
+    cache = Path(args.cache) if args.cache else None
+    if cache and cache.is_file():
+        return [_read_from(d) for d in json.loads(cache.read_text())]
+    items = sample_items(args.limit, args.distractors, args.seed, Path(args.data_dir))
+    t0 = time.perf_counter()
+    reads: list[Read] = []
+    for n, item in enumerate(items, 1):
+        reads.extend(read_item(reader, item, args.top))
+        if n % 200 == 0:
+            print(f"  read {n}/{len(items)} ({time.perf_counter() - t0:.0f}s)", flush=True)
+    if cache:
+        cache.write_text(json.dumps([asdict(r) for r in reads]))
+    return reads
+
+
+def _read_from(d: dict) -> Read:
+    rows = [Row(tuple(r["features"]), r["text"]) for r in d["rows"]]
+    return Read(d["qid"], d["title"], d["setting"], tuple(d["answers"]), rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rag.readers.calibrate", description=__doc__)
+    p.add_argument("--model", default="models/reader", help="reader folder (gets calibration.json)")
+    p.add_argument("--limit", type=int, default=1500, help="held-out questions to sample (0 = all)")
+    p.add_argument("--distractors", type=int, default=2, help="other paragraphs per question")
+    p.add_argument("--top", type=int, default=5, help="candidate spans per read")
+    p.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the fit")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--max-length", type=int, default=384)
+    p.add_argument("--stride", type=int, default=128)
+    p.add_argument("--max-answer-tokens", type=int, default=30)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation")
+    p.add_argument("--data-dir", default=str(D.DATA_DIR))
+    p.add_argument(
+        "--noans-share",
+        type=float,
+        default=0.2,
+        help="expected share of unanswerable questions in use (weights the fit and threshold)",
+    )
+    p.add_argument("--cache", default="", help="JSON file of the reads (reused when it exists)")
+    p.add_argument("--dry-run", action="store_true", help="print, do not write calibration.json")
+    args = p.parse_args(argv)
+    out = run(args)
+    print(json.dumps({k: out[k] for k in ("features", "weights", "bias", "threshold")}))
+    for setting, parts in out["report"].items():
+        for part, m in parts.items():
+            print(f"{setting:7s} {part:17s} " + " ".join(f"{k}={v}" for k, v in m.items()))
+    t = out["report"]["product"]["test"]
+    print(
+        f"held-out test (mixed + absent) at threshold {out['threshold']}: HasAns F1 {t['has_ans_f1']}, "
+        f"NoAns acc {t['no_ans_acc']}, overall F1 {t['overall_f1']}, "
+        f"F1 at {args.noans_share:.0%} unanswerable {t['prior_f1']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

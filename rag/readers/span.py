@@ -1,0 +1,410 @@
+"""The span reader: an extractive QA model picks the answer span across all retrieved passages.
+
+One batched forward pass scores every passage window; candidate spans are ranked with raw
+start + end logits (comparable across windows, unlike a per-window softmax), mapped back to
+document offsets, de-duplicated, and scored on a calibrated [0, 1] scale by a logistic function
+of a few features (see :func:`span_features`). The logistic parameters live beside the weights in
+``<model folder>/calibration.json`` (written by ``python -m rag.readers.calibrate``); without that
+file (e.g. a hub model) the score falls back to ``sigmoid(margin_window)``, the span's lead over
+its window's no-answer score.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.answer import Passage
+from rag.readers.base import Reading, Span
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"
+FEATURES = ("margin_window", "margin_min", "gap", "type_fit", "log_p_window")
+FALLBACK_CALIBRATION = {"weights": [1.0, 0.0, 0.0, 0.0, 0.0], "bias": 0.0}
+MAX_QUESTION_SHARE = 0.5  # of ``max_length``: longer questions are cut (rare)
+
+# -- answer types ----------------------------------------------------------------------------
+_NUMERIC_Q = re.compile(
+    r"\b(how (many|much|long|old|far|often|big|large|tall|high)|when|what (year|date|time|"
+    r"percentage|percent|century|decade|day|month|age|number)|which (year|century|decade|day|"
+    r"month)|in what year)\b",
+    re.IGNORECASE,
+)
+_PERSON_Q = re.compile(r"^\W*(who|whom|whose)\b|\b(by whom|to whom)\b", re.IGNORECASE)
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    "sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+    "hundred|thousand|million|billion|trillion|dozen|half|once|twice|first|second|third|"
+    "century|centuries|decade|decades|year|years|daily|weekly|monthly|annually"
+)
+_NUMERIC_A = re.compile(rf"\d|\b({_MONTHS}|{_NUMBER_WORDS})\b", re.IGNORECASE)
+_DATE_A = re.compile(rf"\d|^\W*({_MONTHS})\b", re.IGNORECASE)
+_CAPITALISED_A = re.compile(r"^\W*(the\s+)?[A-Z]")
+
+# -- trimming --------------------------------------------------------------------------------
+_TRAIL = set(",;:!?")
+_QUOTES = {'"': '"', "“": "”", "‘": "’", "'": "'", "(": ")", "[": "]", "«": "»"}
+_CLOSERS = {v: k for k, v in _QUOTES.items()}
+
+
+def answer_type_fit(question: str, answer: str) -> int:
+    """+1 when the answer has the type the question asks for, -1 when not, 0 when no type."""
+    if _PERSON_Q.search(question):
+        person = _CAPITALISED_A.match(answer) and not _DATE_A.search(answer)
+        return 1 if person else -1
+    if _NUMERIC_Q.search(question):
+        return 1 if _NUMERIC_A.search(answer) else -1
+    return 0
+
+
+def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` of ``text`` without outer whitespace, trailing punctuation, lone quotes.
+
+    Only narrows the span, so ``text[start:end]`` stays a verbatim slice. A final ``.`` is kept
+    after abbreviations (``U.S.``, ``J.``) and dropped otherwise.
+    """
+    for _ in range(4):
+        before = (start, end)
+        while start < end and (text[start].isspace() or text[start] in ",;:."):
+            start += 1
+        while end > start and (text[end - 1].isspace() or text[end - 1] in _TRAIL):
+            end -= 1
+        if end > start and text[end - 1] == "." and not _is_abbreviation(text[start:end]):
+            end -= 1
+        span = text[start:end]
+        if len(span) > 2 and span[0] in _QUOTES and span[-1] == _QUOTES[span[0]]:
+            start, end = start + 1, end - 1  # wrapped in a pair: the words inside
+        elif span and span[0] in _QUOTES and _QUOTES[span[0]] not in span[1:]:
+            start += 1
+        elif span and span[-1] in _CLOSERS and _CLOSERS[span[-1]] not in span[:-1]:
+            end -= 1
+        if (start, end) == before:
+            break
+    return start, end
+
+
+def _is_abbreviation(span: str) -> bool:
+    last = span.split()[-1] if span.split() else ""
+    return last.count(".") > 1 or (len(last) == 2 and last[0].isupper())
+
+
+# -- calibration -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Calibration:
+    """``score = sigmoid(bias + weights . features)``; features named in :data:`FEATURES`."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float | None = None  # the threshold chosen on held-out data (informative)
+    source: str = "fallback"
+
+    def score(self, features: tuple[float, ...]) -> float:
+        z = self.bias + sum(w * f for w, f in zip(self.weights, features, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    @classmethod
+    def fallback(cls) -> Calibration:
+        return cls(tuple(FALLBACK_CALIBRATION["weights"]), FALLBACK_CALIBRATION["bias"])
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> Calibration:
+        """The folder's ``calibration.json``, or :meth:`fallback` when absent or unusable."""
+        path = Path(model_dir) / CALIBRATION_FILE
+        if not path.is_file():
+            return cls.fallback()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if tuple(data["features"]) != FEATURES:
+                raise ValueError(f"features {data['features']} != {list(FEATURES)}")
+            return cls(
+                tuple(float(w) for w in data["weights"]),
+                float(data["bias"]),
+                data.get("threshold"),
+                str(path),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring %s (%s); using the fallback calibration", path, exc)
+            return cls.fallback()
+
+
+# -- decoding --------------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    """A decoded span before calibration; offsets are in the passage text."""
+
+    passage_index: int
+    window: int
+    start: int
+    end: int
+    logit: float  # raw start + end logit
+    features: tuple[float, ...] = ()
+    score: float = 0.0
+
+
+@dataclass
+class Logits:
+    """One forward pass over the windows of a question's passages."""
+
+    start: Any  # torch.Tensor [windows, tokens]
+    end: Any
+    null: list[float]  # start[0] + end[0] per window (inf for a window without context)
+    window_passage: list[int]  # passage index of each window
+    offsets: list[list[tuple[int, int] | None]]  # char offsets of context tokens, else None
+    norm: list[float]  # logsumexp of start + of end logits over [CLS] and context, per window
+
+
+def span_features(
+    question: str, answer: str, logit: float, logits: Logits, window: int, best: float
+) -> tuple[float, ...]:
+    """The calibration features of one span, in :data:`FEATURES` order.
+
+    ``margin_window``: lead of the span's logit over its window's no-answer logit;
+    ``margin_min``: lead over the lowest no-answer logit of all windows; ``gap``: how far it
+    trails the best span of all windows; ``type_fit``: :func:`answer_type_fit`;
+    ``log_p_window``: its log-probability under its window's start and end softmaxes.
+    """
+    return (
+        logit - logits.null[window],
+        logit - min(logits.null),
+        best - logit,
+        float(answer_type_fit(question, answer)),
+        logit - logits.norm[window],
+    )
+
+
+def _quantize(model: Any) -> Any:
+    """int8 dynamic quantisation of the Linear layers: ~2x faster on CPU, some F1 lost."""
+    import torch
+
+    with warnings.catch_warnings():  # deprecated in torch, still the simplest CPU int8 path
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def select_spans(candidates: list[Candidate], passages: list[Passage], limit: int) -> list[Span]:
+    """Up to ``limit`` document-offset spans in candidate order, dropping any that overlaps an
+    earlier (better) one of the same document."""
+    kept: list[Span] = []
+    for c in candidates:
+        p = passages[c.passage_index]
+        start, end = p.start + c.start, p.start + c.end
+        if any(
+            passages[k.passage_index].doc_id == p.doc_id and k.start < end and start < k.end
+            for k in kept
+        ):
+            continue
+        kept.append(Span(c.passage_index, start, end, p.text[c.start : c.end], c.score))
+        if len(kept) >= limit:
+            break
+    return kept
+
+
+class SpanReader:
+    """Extractive reader over a SQuAD-style model; cheap to build, :meth:`warm_up` loads it."""
+
+    def __init__(
+        self,
+        model: str,
+        max_length: int = 384,
+        stride: int = 128,
+        max_answer_tokens: int = 30,
+        threshold: float = 0.5,
+        top_n: int = 5,
+        per_window: int = 20,
+        threads: int | None = None,
+        quantize: bool = False,
+    ):
+        self.model_name = model
+        self.max_length = max_length
+        self.stride = min(stride, max_length // 2)
+        self.max_answer_tokens = max_answer_tokens
+        self.threshold = threshold
+        self.top_n = top_n
+        self.per_window = per_window
+        self.threads = threads
+        self.quantize = quantize
+        self.tokenizer: Any = None
+        self.model: Any = None
+        self.calibration = Calibration.fallback()
+        self._lock = threading.Lock()
+        self._forward_lock = threading.Lock()  # one forward at a time: no CPU oversubscription
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SpanReader:
+        return cls(
+            settings.reader_model,
+            max_length=settings.reader_max_length,
+            stride=settings.reader_stride,
+            max_answer_tokens=settings.reader_max_answer_tokens,
+            threshold=settings.abstain_threshold,
+            threads=settings.reader_threads,
+            quantize=settings.reader_quantize,
+        )
+
+    # -- loading ---------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load the tokenizer, the model (float32, eval mode) and the calibration, once."""
+        if self.model is not None:
+            return
+        with self._lock:
+            if self.model is not None:
+                return
+            import torch
+            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            local = Path(self.model_name).is_dir()
+            tokenizer = AutoTokenizer.from_pretrained(self.model_name, local_files_only=local)
+            if not tokenizer.is_fast:
+                raise RuntimeError(f"{self.model_name}: a fast tokenizer is required (offsets)")
+            model = AutoModelForQuestionAnswering.from_pretrained(
+                self.model_name, dtype=torch.float32, local_files_only=local
+            )
+            model.eval()
+            if self.quantize:
+                model = _quantize(model)
+            self.calibration = (
+                Calibration.load(self.model_name) if local else Calibration.fallback()
+            )
+            self.tokenizer = tokenizer
+            self.model = model
+            log.info(
+                "span reader %s loaded (calibration: %s)", self.model_name, self.calibration.source
+            )
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self, question: str, passages: list[Passage]) -> Reading:
+        """Best spans first (calibrated scores); abstains when the best scores under threshold."""
+        if not passages:
+            return Reading([], abstain=True, score=0.0)
+        self.warm_up()
+        logits = self.forward(question, [p.text for p in passages])
+        candidates = self.decode(question, [p.text for p in passages], logits)
+        spans = select_spans(candidates, passages, self.top_n)
+        if not spans:
+            return Reading([], abstain=True, score=0.0)
+        best = spans[0].score
+        return Reading(spans, abstain=best < self.threshold, score=best)
+
+    def forward(self, question: str, texts: list[str]) -> Logits:
+        """Start/end logits for every window of every passage, in ONE batched forward pass."""
+        import torch
+
+        with self._forward_lock:  # the fast tokenizer's settings are not thread-safe either
+            question, n_question = self._fit_question(question)
+            enc = self.tokenizer(
+                [question] * len(texts),
+                texts,
+                truncation="only_second",
+                max_length=self.max_length,
+                # the overlap must leave room for new context tokens in each window
+                stride=max(0, min(self.stride, self.max_length - n_question - 4)),
+                return_overflowing_tokens=True,
+                return_offsets_mapping=True,
+                padding="longest",
+                return_tensors="pt",
+            )
+            inputs = {
+                k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc
+            }
+            with torch.inference_mode():
+                out = self.model(**inputs)
+        offsets: list[list[tuple[int, int] | None]] = []
+        for w in range(enc["input_ids"].shape[0]):
+            seq = enc.sequence_ids(w)
+            offsets.append(
+                [
+                    (int(a), int(b)) if s == 1 and b > a else None
+                    for (a, b), s in zip(enc["offset_mapping"][w].tolist(), seq, strict=True)
+                ]
+            )
+        start, end = out.start_logits.float(), out.end_logits.float()
+        # A window without context (an empty passage) has no spans and no say in min(null).
+        null = [
+            n if any(o is not None for o in offs) else math.inf
+            for n, offs in zip((start[:, 0] + end[:, 0]).tolist(), offsets, strict=True)
+        ]
+        allowed = torch.tensor([[o is not None for o in offs] for offs in offsets])
+        allowed[:, 0] = True  # [CLS], the no-answer position
+        norm = (
+            start.masked_fill(~allowed, float("-inf")).logsumexp(1)
+            + end.masked_fill(~allowed, float("-inf")).logsumexp(1)
+        ).tolist()
+        windows = enc["overflow_to_sample_mapping"].tolist()
+        return Logits(start, end, null, windows, offsets, norm)
+
+    def decode(self, question: str, texts: list[str], logits: Logits) -> list[Candidate]:
+        """Candidate spans of every window, trimmed and calibrated, best first (may overlap)."""
+        raw = self._top_spans(logits)
+        if not raw:
+            return []
+        best = max(c.logit for c in raw)
+        out: list[Candidate] = []
+        for c in raw:
+            text = texts[c.passage_index]
+            c.start, c.end = trim_span(text, c.start, c.end)
+            if c.end <= c.start or "\n\n" in text[c.start : c.end]:
+                continue  # empty, or running across a paragraph break: not an answer
+            c.features = span_features(
+                question, text[c.start : c.end], c.logit, logits, c.window, best
+            )
+            c.score = self.calibration.score(c.features)
+            out.append(c)
+        out.sort(key=lambda c: (-c.score, -c.logit))
+        return out
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _fit_question(self, question: str) -> tuple[str, int]:
+        """The question cut to at most half of ``max_length`` tokens, and its token count."""
+        limit = int(self.max_length * MAX_QUESTION_SHARE)
+        enc = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        if len(offsets) <= limit:
+            return question, len(offsets)
+        return question[: offsets[limit - 1][1]], limit
+
+    def _top_spans(self, logits: Logits) -> list[Candidate]:
+        """The ``per_window`` best (start <= end < start + max_answer_tokens) spans per window."""
+        import torch
+
+        start, end = logits.start, logits.end
+        n_win, n_tok = start.shape
+        context = torch.tensor(
+            [[o is not None for o in offs] for offs in logits.offsets], dtype=torch.bool
+        )
+        idx = torch.arange(n_tok)
+        band = (idx[None, :] >= idx[:, None]) & (
+            idx[None, :] < idx[:, None] + self.max_answer_tokens
+        )
+        valid = band[None] & context[:, :, None] & context[:, None, :]
+        pair = start[:, :, None] + end[:, None, :]
+        pair = pair.masked_fill(~valid, float("-inf"))
+        k = min(self.per_window, n_tok * n_tok)
+        top = torch.topk(pair.reshape(n_win, -1), k, dim=1)
+        out: list[Candidate] = []
+        for w in range(n_win):
+            offs = logits.offsets[w]
+            for value, flat in zip(top.values[w].tolist(), top.indices[w].tolist(), strict=True):
+                if value == float("-inf"):
+                    break
+                i, j = divmod(flat, n_tok)
+                a, b = offs[i], offs[j]
+                assert a is not None and b is not None
+                out.append(Candidate(logits.window_passage[w], w, a[0], b[1], value))
+        return out

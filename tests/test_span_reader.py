@@ -1,0 +1,258 @@
+"""The span reader over the shipped model: verbatim spans, document offsets, abstention."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.answer import Passage
+from rag.config import PROJECT_ROOT, SEED_CORPUS, Settings
+from rag.readers.span import Calibration, SpanReader, answer_type_fit, trim_span
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _model_dir() -> Path | None:
+    """``$VERBATIM_READER_MODEL`` if set, else models/reader, else models/reader-wip."""
+    explicit = os.environ.get("VERBATIM_READER_MODEL")
+    names = (
+        [Path(explicit)]
+        if explicit
+        else [PROJECT_ROOT / "models" / n for n in ("reader", "reader-wip")]
+    )
+    for path in names:
+        if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+            return path
+    return None
+
+
+MODEL = _model_dir()
+needs_model = pytest.mark.skipif(
+    MODEL is None, reason="no trained reader in models/reader or models/reader-wip (train it first)"
+)
+
+ANNIVERSARY_Q = (
+    "Which anniversary of their diplomatic relations were China and Russia marking at the time "
+    "of Lavrov's visit to China?"
+)
+
+
+def _doc(name: str) -> str:
+    return (SEED_CORPUS / name).read_text(encoding="utf-8")
+
+
+def _passage(doc_id: str, text: str, needle: str, before: int = 200, after: int = 300) -> Passage:
+    """A passage of the document around ``needle`` (offsets in the document, not 0)."""
+    at = text.index(needle)
+    start, end = max(0, at - before), min(len(text), at + after)
+    return Passage(
+        doc_id=doc_id, title=doc_id, start=start, end=end, text=text[start:end], score=0.1
+    )
+
+
+def _chunk(doc_id: str, text: str, start: int, size: int = 500) -> Passage:
+    end = min(len(text), start + size)
+    return Passage(
+        doc_id=doc_id, title=doc_id, start=start, end=end, text=text[start:end], score=0.1
+    )
+
+
+@pytest.fixture(scope="module")
+def reader() -> SpanReader:
+    assert MODEL is not None
+    r = SpanReader.from_settings(Settings(reader_model=str(MODEL)))  # the project's defaults
+    r.warm_up()
+    return r
+
+
+@pytest.fixture(scope="module")
+def documents() -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in SEED_CORPUS.glob("*.txt")}
+
+
+# -- without a model -------------------------------------------------------------------------
+def test_trim_keeps_a_verbatim_slice() -> None:
+    text = ' He said: "the 75th anniversary," and left. U.S. '
+    for a in range(len(text)):
+        for b in range(a, len(text) + 1):
+            s, e = trim_span(text, a, b)
+            assert a <= s <= e <= b
+    s, e = trim_span(text, text.index('"'), text.index(" and"))
+    assert text[s:e] == "the 75th anniversary"
+    s, e = trim_span(text, text.index("U.S."), len(text))
+    assert text[s:e] == "U.S."
+    s, e = trim_span(text, text.index("and left."), text.index(" U.S."))
+    assert text[s:e] == "and left"
+
+
+def test_answer_type_fit() -> None:
+    assert answer_type_fit("How many people came?", "about 3,000") == 1
+    assert answer_type_fit("In what year was it built?", "the harbour") == -1
+    assert answer_type_fit("Who designed it?", "Mara Quill") == 1
+    assert answer_type_fit("Who designed it?", "an engineer") == -1
+    assert answer_type_fit("What does the lamp burn?", "whale oil") == 0
+
+
+def test_fallback_calibration_is_a_sigmoid_of_the_margin(tmp_path: Path) -> None:
+    cal = Calibration.load(tmp_path)  # no calibration.json
+    assert cal.source == "fallback"
+    assert cal.score((0.0, 5.0, 1.0, 1.0, -2.0)) == pytest.approx(0.5)
+    assert 0.0 < cal.score((-30.0, 0.0, 0.0, 0.0, 0.0)) < cal.score((3.0, 0.0, 0.0, 0.0, 0.0)) < 1.0
+
+
+def test_constructor_is_cheap() -> None:
+    r = SpanReader("/nonexistent/model")
+    assert r.model is None and r.tokenizer is None
+
+
+# -- with the shipped model ------------------------------------------------------------------
+@needs_model
+def test_finds_the_known_answer_with_document_offsets(reader, documents) -> None:
+    name = "003_40868c46990d1f75.txt"
+    text = documents[name]
+    passage = _passage(name, text, "75th anniversary")
+    reading = reader.read(ANNIVERSARY_Q, [passage])
+    assert not reading.abstain
+    best = reading.spans[0]
+    assert "75th" in best.text
+    assert text[best.start : best.end] == best.text
+    assert passage.start <= best.start < best.end <= passage.end
+    assert 0.0 <= reading.score <= 1.0 and reading.score == best.score
+
+
+@needs_model
+def test_several_passages_in_one_forward_pass(reader, documents) -> None:
+    answer_doc = "003_40868c46990d1f75.txt"
+    passages = [
+        _chunk("000_921856a62ede8ee5.txt", documents["000_921856a62ede8ee5.txt"], 0),
+        _chunk("001_0de572d7f595036a.txt", documents["001_0de572d7f595036a.txt"], 1000),
+        _chunk("002_f41d54b1f0163c00.txt", documents["002_f41d54b1f0163c00.txt"], 2000),
+        _passage(answer_doc, documents[answer_doc], "75th anniversary"),
+        _chunk("000_921856a62ede8ee5.txt", documents["000_921856a62ede8ee5.txt"], 2000),
+    ]
+    calls = []
+    hook = reader.model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        reading = reader.read(ANNIVERSARY_Q, passages)
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # every passage went through the model in one batch
+    assert not reading.abstain
+    assert reading.spans[0].passage_index == 3 and "75th" in reading.spans[0].text
+    for span in reading.spans:
+        p = passages[span.passage_index]
+        assert documents[p.doc_id][span.start : span.end] == span.text
+        assert p.start <= span.start < span.end <= p.end
+    scores = [s.score for s in reading.spans]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+@needs_model
+def test_long_passage_is_read_in_overlapping_windows(reader, documents) -> None:
+    name = "004_600d39537292fdeb.txt"
+    text = documents[name]
+    whole = Passage(doc_id=name, title=name, start=0, end=len(text), text=text, score=0.1)
+    logits = reader.forward("When did Xi Jinping meet Lavrov?", [whole.text])
+    assert len(logits.null) > 1  # more than one window for a 30 kB document
+    reading = reader.read("When did Xi Jinping meet Lavrov?", [whole])
+    for span in reading.spans:
+        assert text[span.start : span.end] == span.text
+
+
+@needs_model
+def test_alternatives_do_not_overlap(reader, documents) -> None:
+    name = "004_600d39537292fdeb.txt"
+    text = documents[name]
+    # Overlapping passages of one document: the same answer is seen twice.
+    at = text.index("75th anniversary")
+    passages = [_chunk(name, text, max(0, at - s), 600) for s in (100, 300, 450)]
+    reading = reader.read(ANNIVERSARY_Q, passages)
+    spans = reading.spans
+    assert len(spans) >= 2
+    for i, a in enumerate(spans):
+        for b in spans[i + 1 :]:
+            same_doc = passages[a.passage_index].doc_id == passages[b.passage_index].doc_id
+            assert not (same_doc and a.start < b.end and b.start < a.end), (a, b)
+
+
+@needs_model
+def test_abstains_when_the_passage_lacks_the_answer(reader, documents) -> None:
+    name = "003_40868c46990d1f75.txt"
+    passage = _passage(name, documents[name], "75th anniversary")
+    reading = reader.read("What is the boiling point of mercury in degrees Celsius?", [passage])
+    assert reading.abstain
+    assert reading.score < reader.threshold
+
+
+@needs_model
+def test_no_passages_abstains(reader) -> None:
+    reading = reader.read(ANNIVERSARY_Q, [])
+    assert reading.abstain and reading.spans == [] and reading.score == 0.0
+
+
+@needs_model
+def test_the_shipped_model_loads_offline(tmp_path: Path) -> None:
+    code = (
+        "import json, sys\n"
+        "from rag.answer import Passage\n"
+        "from rag.readers.span import SpanReader\n"
+        "r = SpanReader(sys.argv[1]); r.warm_up()\n"
+        "t = 'The lighthouse at Kestrel Point was built in 1874 by Mara Quill.'\n"
+        "p = Passage(doc_id='a', title='a', start=0, end=len(t), text=t, score=1.0)\n"
+        "rd = r.read('When was the lighthouse built?', [p])\n"
+        "print(json.dumps({'text': rd.spans[0].text, 'cal': r.calibration.source}))\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),  # an empty cache: nothing to fall back on
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(MODEL)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "1874" in result["text"]
+
+
+@needs_model
+def test_the_pipeline_answers_with_the_span_reader(seed_settings, encoder, dev_questions) -> None:
+    from rag.pipeline import AskPipeline
+
+    settings = seed_settings.model_copy(update={"reader": "span", "reader_model": str(MODEL)})
+    pipe = AskPipeline(settings, encoder=encoder)
+    pipe.warm_up()
+    assert isinstance(pipe.reader, SpanReader)
+    q = next(q for q in dev_questions if q["id"] == "dev-002")
+    answer = pipe.ask(q["question"])
+    assert not answer.abstained and "75th" in answer.answer
+    c = answer.citations[0]
+    assert c.doc_id in {q["doc"], *q["also_in"]}
+    assert pipe.document(c.doc_id).text[c.start : c.end] == answer.answer
+    for q in dev_questions[:8]:  # the pipeline asserts every cited span is verbatim
+        pipe.ask(q["question"])
+
+
+@needs_model
+def test_an_empty_passage_changes_nothing(reader) -> None:
+    text = "The lighthouse at Kestrel Point was built in 1874 by the engineer Mara Quill."
+    real = Passage(doc_id="b", title="b", start=40, end=40 + len(text), text=text, score=0.1)
+    empty = Passage(doc_id="a", title="a", start=0, end=0, text="", score=0.2)
+    alone = reader.read("When was the lighthouse built?", [real])
+    both = reader.read("When was the lighthouse built?", [empty, real])
+    assert both.spans[0].passage_index == 1
+    assert (both.spans[0].start, both.spans[0].end) == (alone.spans[0].start, alone.spans[0].end)
+    assert both.score == pytest.approx(alone.score, abs=1e-4)
