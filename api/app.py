@@ -106,8 +106,11 @@ class Service:
         if self._listing is None:
             docs = [
                 DocumentSummary(
-                    doc_id=d.doc_id, title=d.title, length=len(d.text),
-                    chunks=self.pipeline.chunk_count(d.doc_id), url=view_url(d.doc_id),
+                    doc_id=d.doc_id,
+                    title=d.title,
+                    length=len(d.text),
+                    chunks=self.pipeline.chunk_count(d.doc_id),
+                    url=view_url(d.doc_id),
                 )
                 for d in self.pipeline.documents
             ]
@@ -119,8 +122,10 @@ class Service:
         doc = self.document(doc_id)
         self.listing()
         return DocumentDetail(
-            **self._summaries[doc_id].model_dump(), content_hash=doc.content_hash,
-            excluded=list(doc.excluded), text=doc.text,
+            **self._summaries[doc_id].model_dump(),
+            content_hash=doc.content_hash,
+            excluded=list(doc.excluded),
+            text=doc.text,
         )
 
     async def ask(self, body: AskRequest, request_id: str) -> AskResponse:
@@ -170,28 +175,40 @@ def create_app(settings: Settings | None = None, pipeline: AskPipeline | None = 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestId)
     app.add_middleware(
-        JsonCORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+        JsonCORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
         allow_headers=["Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After"], max_age=600,
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
     )
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics, router=app.router)
 
-    @app.post("/ask", response_model=AskResponse, tags=["ask"],
-              responses=error_responses(413, 422, 503))
+    @app.post(
+        "/ask", response_model=AskResponse, tags=["ask"], responses=error_responses(413, 422, 503)
+    )
     async def ask(
         body: Annotated[AskRequest, Body(openapi_examples=ASK_EXAMPLES)], request: Request
     ) -> AskResponse:
         """Answer a question with words that stand verbatim in a document, or abstain."""
         return await svc.ask(body, request.state.request_id)
 
-    @app.get("/documents", response_model=DocumentList, tags=["documents"],
-             responses=error_responses(503))
+    @app.get(
+        "/documents",
+        response_model=DocumentList,
+        tags=["documents"],
+        responses=error_responses(503),
+    )
     def documents() -> DocumentList:
         """Every document: id, title, length in characters, number of indexed chunks."""
         return svc.listing()
 
-    @app.get("/documents/{doc_id:path}/view", response_class=HTMLResponse, tags=["documents"],
-             responses=error_responses(404, 422, 503))
+    @app.get(
+        "/documents/{doc_id:path}/view",
+        response_class=HTMLResponse,
+        tags=["documents"],
+        responses=error_responses(404, 422, 503),
+    )
     def view(
         doc_id: str,
         start: int | None = Query(None, ge=0, description="First character to highlight."),
@@ -206,13 +223,18 @@ def create_app(settings: Settings | None = None, pipeline: AskPipeline | None = 
                 raise ApiError(422, "invalid_request", "start must be less than end")
             if end > len(doc.text):
                 raise ApiError(
-                    404, "span_out_of_range",
+                    404,
+                    "span_out_of_range",
                     f"the span {start}-{end} is outside the document ({len(doc.text)} characters)",
                 )
         return render_view(doc, start, end)
 
-    @app.get("/documents/{doc_id:path}", response_model=DocumentDetail, tags=["documents"],
-             responses=error_responses(404, 503))
+    @app.get(
+        "/documents/{doc_id:path}",
+        response_model=DocumentDetail,
+        tags=["documents"],
+        responses=error_responses(404, 503),
+    )
     def document(doc_id: str) -> DocumentDetail:
         """One document's full text and metadata."""
         return svc.detail(doc_id)
@@ -236,7 +258,8 @@ def create_app(settings: Settings | None = None, pipeline: AskPipeline | None = 
     @app.get("/widget.js", include_in_schema=False)
     async def widget() -> FileResponse:
         return FileResponse(
-            STATIC / "widget.js", media_type="text/javascript; charset=utf-8",
+            STATIC / "widget.js",
+            media_type="text/javascript; charset=utf-8",
             headers={"Cache-Control": "no-cache"},
         )
 

@@ -57,14 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     answers = [a for _, a in results if a is not None]
     server = [a["timings_ms"]["total"] for a in answers]
     print(f"POST /ask x {len(ms)} (concurrency {args.concurrency}) against {url}")
-    print(f"  client latency ms: median {statistics.median(ms):.1f}  p95 {percentile(ms, 95):.1f}"
-          f"  min {min(ms):.1f}  max {max(ms):.1f}")
+    print(
+        f"  client latency ms: median {statistics.median(ms):.1f}  p95 {percentile(ms, 95):.1f}"
+        f"  min {min(ms):.1f}  max {max(ms):.1f}"
+    )
     if server:
-        print(f"  server total ms:   median {statistics.median(server):.1f}"
-              f"  p95 {percentile(server, 95):.1f}")
+        print(
+            f"  server total ms:   median {statistics.median(server):.1f}"
+            f"  p95 {percentile(server, 95):.1f}"
+        )
     abstained = sum(a["abstained"] for a in answers)
-    print(f"  {len(answers)} answered with 200 ({abstained} abstentions), "
-          f"{len(ms) - len(answers)} errors")
+    print(
+        f"  {len(answers)} answered with 200 ({abstained} abstentions), "
+        f"{len(ms) - len(answers)} errors"
+    )
     return 0 if len(answers) == len(ms) else 1
 
 

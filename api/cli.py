@@ -27,13 +27,18 @@ def _workers(value: str) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` subcommand to the ``verbatim`` command line."""
     p = subparsers.add_parser(
-        "serve", help="run the HTTP API and chat widget",
+        "serve",
+        help="run the HTTP API and chat widget",
         description="Serve the API, the document views and the chat widget (demo at /).",
     )
     p.add_argument("--host", default=None, help="interface to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=None, help="port (default: 8000)")
-    p.add_argument("--workers", type=_workers, default=None,
-                   help="worker processes, each with its own copy of the models (default: 1)")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="worker processes, each with its own copy of the models (default: 1)",
+    )
     p.set_defaults(func=serve)
 
 
@@ -51,9 +56,13 @@ def serve(args: argparse.Namespace) -> int:
     if workers > 1:
         _prepare_index(settings)
     uvicorn.run(
-        "api.app:app_from_env", factory=True,
-        host=args.host or settings.host, port=args.port or settings.port, workers=workers,
-        log_level="info", timeout_graceful_shutdown=10,
+        "api.app:app_from_env",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=workers,
+        log_level="info",
+        timeout_graceful_shutdown=10,
     )
     return 0
 

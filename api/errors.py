@@ -30,9 +30,7 @@ _HTTP_CODES = {
 class ApiError(Exception):
     """An error the client should see as it is: status, machine code, readable message."""
 
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
@@ -53,8 +51,11 @@ class JsonCORSMiddleware(CORSMiddleware):
         response = super().preflight_response(request_headers)
         if response.status_code < 400:
             return response
-        headers = {k: v for k, v in response.headers.items()
-                   if k.lower() not in ("content-length", "content-type")}
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-length", "content-type")
+        }
         reason = bytes(response.body).decode().lower()
         return error_response(response.status_code, "cors_rejected", f"CORS: {reason}", headers)
 
@@ -74,8 +75,10 @@ def validation_message(exc: RequestValidationError) -> str:
         if err.get("type") == "json_invalid":
             parts.append("the body is not valid JSON")
         elif field == "body":
-            parts.append('the body must be a JSON object such as {"question": "..."}, '
-                         "sent as Content-Type: application/json")
+            parts.append(
+                'the body must be a JSON object such as {"question": "..."}, '
+                "sent as Content-Type: application/json"
+            )
         elif err.get("type") == "missing":
             parts.append(f"{field} is required")
         else:

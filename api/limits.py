@@ -43,7 +43,9 @@ class BodySizeLimit:
             more = more and not too_large
         if too_large:
             response = error_response(
-                413, "body_too_large", f"the request body is over the limit of {self.max_bytes} bytes"
+                413,
+                "body_too_large",
+                f"the request body is over the limit of {self.max_bytes} bytes",
             )
             await response(scope, receive, send)
             return
@@ -64,7 +66,9 @@ class Overloaded(ApiError):
 
     def __init__(self, retry_after: int):
         super().__init__(
-            503, "overloaded", f"the server is busy; try again in {retry_after} s",
+            503,
+            "overloaded",
+            f"the server is busy; try again in {retry_after} s",
             {"Retry-After": str(retry_after)},
         )
 

@@ -28,20 +28,30 @@ class Metrics:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self.requests = Counter(
-            "verbatim_http_requests", "HTTP requests answered.",
-            ["method", "endpoint", "status"], registry=self.registry,
+            "verbatim_http_requests",
+            "HTTP requests answered.",
+            ["method", "endpoint", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "verbatim_http_request_duration_seconds", "Time to answer an HTTP request.",
-            ["method", "endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            "verbatim_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.answers = Counter(
-            "verbatim_answers", "Questions answered, by outcome.", ["outcome"],
+            "verbatim_answers",
+            "Questions answered, by outcome.",
+            ["outcome"],
             registry=self.registry,
         )
         self.stage = Histogram(
-            "verbatim_ask_stage_seconds", "Time spent in each stage of answering a question.",
-            ["stage"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            "verbatim_ask_stage_seconds",
+            "Time spent in each stage of answering a question.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.in_flight = Gauge(
             "verbatim_ask_in_flight", "Questions being answered now.", registry=self.registry
@@ -50,7 +60,8 @@ class Metrics:
             "verbatim_ask_queued", "Questions waiting for a free slot.", registry=self.registry
         )
         self.rejected = Counter(
-            "verbatim_ask_rejected", "Questions turned away because the queue was full.",
+            "verbatim_ask_rejected",
+            "Questions turned away because the queue was full.",
             registry=self.registry,
         )
         for outcome in ("answered", "abstained"):

@@ -51,7 +51,9 @@ class LinkedCitation(Citation):
 
     @classmethod
     def of(cls, citation: Citation) -> LinkedCitation:
-        return cls(**citation.model_dump(), url=view_url(citation.doc_id, citation.start, citation.end))
+        return cls(
+            **citation.model_dump(), url=view_url(citation.doc_id, citation.start, citation.end)
+        )
 
 
 _CITATION_EXAMPLE = {
@@ -192,14 +194,26 @@ ASK_EXAMPLES: dict[str, Any] = {
 }
 
 _ERRORS: dict[int, tuple[str, str, str]] = {
-    404: ("Unknown document, or a span outside it", "unknown_document",
-          "no document has the id 'nope.txt'"),
-    413: ("Request body too large", "body_too_large",
-          "the request body is over the limit of 16384 bytes"),
-    422: ("Invalid request: empty or too-long question, unknown mode, top_k out of range",
-          "invalid_question", "the question is 612 characters long; the limit is 500"),
-    503: ("Still loading, or too busy: retry after the Retry-After header's seconds",
-          "overloaded", "the server is busy; try again in 2 s"),
+    404: (
+        "Unknown document, or a span outside it",
+        "unknown_document",
+        "no document has the id 'nope.txt'",
+    ),
+    413: (
+        "Request body too large",
+        "body_too_large",
+        "the request body is over the limit of 16384 bytes",
+    ),
+    422: (
+        "Invalid request: empty or too-long question, unknown mode, top_k out of range",
+        "invalid_question",
+        "the question is 612 characters long; the limit is 500",
+    ),
+    503: (
+        "Still loading, or too busy: retry after the Retry-After header's seconds",
+        "overloaded",
+        "the server is busy; try again in 2 s",
+    ),
 }
 
 
@@ -209,8 +223,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {
             "model": ErrorBody,
             "description": description,
-            "content": {"application/json": {"example": {"error": {"code": code,
-                                                                   "message": message}}}},
+            "content": {
+                "application/json": {"example": {"error": {"code": code, "message": message}}}
+            },
         }
         for status in statuses
         for description, code, message in [_ERRORS[status]]

@@ -61,5 +61,7 @@ def render_view(doc: Document, start: int | None, end: int | None) -> HTMLRespon
     html = _PAGE.format(
         title=escape(doc.title), doc_id=escape(doc.doc_id), where=where, body=body, nonce=nonce
     )
-    csp = f"default-src 'none'; img-src data:; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'"
+    csp = (
+        f"default-src 'none'; img-src data:; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'"
+    )
     return HTMLResponse(html, headers={"Content-Security-Policy": csp})

@@ -1,7 +1,7 @@
 """Fixtures for the HTTP service's tests: the app over the real pipeline, and a live server.
 
-Import the ones a test module uses (``from api_fixtures import client  # noqa: F401``);
-they build on ``seed_settings`` / ``seed_pipeline`` from conftest.py.
+Loaded for every test module as a plugin (``pytest_plugins`` in conftest.py); they build on
+``seed_settings`` / ``seed_pipeline`` from conftest.py.
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "VERBATIM_INDEX_DIR": str(tmp / "index"), "TQDM_DISABLE": "1"}
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(url, proc, log_path, SERVER_START_TIMEOUT_S)

@@ -11,6 +11,8 @@ from embeddings.encoder import Encoder
 from rag.config import PROJECT_ROOT, Settings
 from rag.pipeline import AskPipeline
 
+pytest_plugins = ["api_fixtures"]  # the service's fixtures: api_app, client, live_server
+
 DEV_QUESTIONS = PROJECT_ROOT / "eval" / "questions" / "dev.jsonl"
 
 

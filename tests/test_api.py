@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 
 import pytest
-from api_fixtures import ANNIVERSARY_ID, api_app, client  # noqa: F401
+from api_fixtures import ANNIVERSARY_ID
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -61,14 +61,14 @@ def anniversary(dev_questions: list[dict]) -> dict:
 
 
 @pytest.fixture(scope="module")
-def answered(client: TestClient, anniversary: dict) -> dict:  # noqa: F811
+def answered(client: TestClient, anniversary: dict) -> dict:
     response = client.post("/ask", json={"question": anniversary["question"]})
     assert response.status_code == 200, response.text
     return {"json": response.json(), "headers": response.headers}
 
 
 # -- operations ------------------------------------------------------------------------------
-def test_health_and_ready(client: TestClient) -> None:  # noqa: F811
+def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json() == {"status": "ready"}
 
@@ -77,8 +77,11 @@ def test_not_ready_until_warm(seed_settings: Settings, encoder: Encoder) -> None
     """Without the lifespan nothing has loaded: alive, but 503 with Retry-After elsewhere."""
     raw = TestClient(create_app(seed_settings, AskPipeline(seed_settings, encoder=encoder)))
     assert raw.get("/health").status_code == 200
-    for response in (raw.get("/ready"), raw.post("/ask", json={"question": "Who?"}),
-                     raw.get("/documents")):
+    for response in (
+        raw.get("/ready"),
+        raw.post("/ask", json={"question": "Who?"}),
+        raw.get("/documents"),
+    ):
         assert_error(response, 503, "not_ready")
         assert response.headers["retry-after"].isdigit()
 
@@ -104,24 +107,31 @@ def test_failed_warm_up_is_reported(tmp_path: Path, encoder: Encoder) -> None:
         assert c.get("/health").status_code == 200
 
 
-def test_metrics(client: TestClient, answered: dict) -> None:  # noqa: F811
+def test_metrics(client: TestClient, answered: dict) -> None:
     client.get("/documents/no-such-doc.txt")
     text = client.get("/metrics").text
     assert client.get("/metrics").headers["content-type"].startswith("text/plain")
     assert metric(text, "verbatim_http_requests_total", endpoint="/ask", status="200") >= 1
-    assert metric(text, "verbatim_http_requests_total",
-                  endpoint="/documents/{doc_id:path}", status="404") >= 1
+    assert (
+        metric(
+            text, "verbatim_http_requests_total", endpoint="/documents/{doc_id:path}", status="404"
+        )
+        >= 1
+    )
     assert metric(text, "verbatim_http_request_duration_seconds_count", endpoint="/ask") >= 1
-    outcomes = sum(metric(text, "verbatim_answers_total", outcome=o)
-                   for o in ("answered", "abstained"))
+    outcomes = sum(
+        metric(text, "verbatim_answers_total", outcome=o) for o in ("answered", "abstained")
+    )
     assert outcomes >= 1
-    assert "verbatim_answers_total{outcome=\"abstained\"}" in text
+    assert 'verbatim_answers_total{outcome="abstained"}' in text
     assert metric(text, "verbatim_ask_stage_seconds_count", stage="read") >= 1
 
 
 # -- /ask ------------------------------------------------------------------------------------
 def test_ask_answers_with_a_verbatim_cited_span(
-    client: TestClient, answered: dict, anniversary: dict  # noqa: F811
+    client: TestClient,
+    answered: dict,
+    anniversary: dict,
 ) -> None:
     body = answered["json"]
     answer = AskResponse.model_validate(body)
@@ -141,36 +151,42 @@ def test_ask_answers_with_a_verbatim_cited_span(
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
-def test_ask_mode_and_top_k(client: TestClient, anniversary: dict, mode: str) -> None:  # noqa: F811
-    response = client.post("/ask", json={"question": anniversary["question"], "mode": mode,
-                                         "top_k": 2})
+def test_ask_mode_and_top_k(client: TestClient, anniversary: dict, mode: str) -> None:
+    response = client.post(
+        "/ask", json={"question": anniversary["question"], "mode": mode, "top_k": 2}
+    )
     assert response.status_code == 200, response.text
     assert 1 <= len(response.json()["passages"]) <= 2
 
 
 @pytest.mark.parametrize(("body", "mentions"), ASK_ERRORS)
-def test_ask_rejects_bad_input(client: TestClient, body: object, mentions: str) -> None:  # noqa: F811
+def test_ask_rejects_bad_input(client: TestClient, body: object, mentions: str) -> None:
     message = assert_error(client.post("/ask", json=body), 422)
     assert mentions in message
 
 
-def test_ask_rejects_too_long_question(client: TestClient, seed_settings: Settings) -> None:  # noqa: F811
+def test_ask_rejects_too_long_question(client: TestClient, seed_settings: Settings) -> None:
     limit = seed_settings.max_question_chars
-    message = assert_error(client.post("/ask", json={"question": "w" * (limit + 1)}), 422,
-                           "invalid_question")
+    message = assert_error(
+        client.post("/ask", json={"question": "w" * (limit + 1)}), 422, "invalid_question"
+    )
     assert str(limit) in message
 
 
-@pytest.mark.parametrize(("content", "content_type"), [
-    (b'{"question": ', "application/json"), (b'{"question": "Who?"}', "text/plain"),
-    (b"question=Who", "application/x-www-form-urlencoded"),
-])
-def test_ask_rejects_non_json(client: TestClient, content: bytes, content_type: str) -> None:  # noqa: F811
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"question": ', "application/json"),
+        (b'{"question": "Who?"}', "text/plain"),
+        (b"question=Who", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_ask_rejects_non_json(client: TestClient, content: bytes, content_type: str) -> None:
     response = client.post("/ask", content=content, headers={"content-type": content_type})
     assert "JSON" in assert_error(response, 422, "invalid_request")
 
 
-def test_ask_rejects_oversized_body(client: TestClient, seed_settings: Settings) -> None:  # noqa: F811
+def test_ask_rejects_oversized_body(client: TestClient, seed_settings: Settings) -> None:
     big = b'{"question": "' + b"x" * seed_settings.max_body_bytes + b'"}'
     headers = {"content-type": "application/json"}
     assert_error(client.post("/ask", content=big, headers=headers), 413, "body_too_large")
@@ -178,9 +194,15 @@ def test_ask_rejects_oversized_body(client: TestClient, seed_settings: Settings)
     assert_error(client.post("/ask", content=chunked, headers=headers), 413, "body_too_large")
 
 
-def test_request_id_header(client: TestClient) -> None:  # noqa: F811
-    assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
-    assert client.get("/health", headers={"X-Request-ID": "bad id!"}).headers["x-request-id"] != "bad id!"
+def test_request_id_header(client: TestClient) -> None:
+    assert (
+        client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
+    assert (
+        client.get("/health", headers={"X-Request-ID": "bad id!"}).headers["x-request-id"]
+        != "bad id!"
+    )
 
 
 # -- back-pressure ---------------------------------------------------------------------------
@@ -229,7 +251,7 @@ def test_limiter_caps_work_in_flight() -> None:
 
 
 # -- documents -------------------------------------------------------------------------------
-def test_documents_list(client: TestClient, seed_pipeline: AskPipeline) -> None:  # noqa: F811
+def test_documents_list(client: TestClient, seed_pipeline: AskPipeline) -> None:
     body = client.get("/documents").json()
     assert body["count"] == len(body["documents"]) == len(seed_pipeline.documents)
     for d in body["documents"]:
@@ -238,20 +260,22 @@ def test_documents_list(client: TestClient, seed_pipeline: AskPipeline) -> None:
         assert d["url"] == view_url(d["doc_id"])
 
 
-def test_document_detail(client: TestClient, seed_pipeline: AskPipeline) -> None:  # noqa: F811
+def test_document_detail(client: TestClient, seed_pipeline: AskPipeline) -> None:
     doc = seed_pipeline.documents[0]
     body = client.get(f"/documents/{doc.doc_id}").json()
     assert body["text"] == doc.text and body["content_hash"] == doc.content_hash
     assert body["chunks"] == seed_pipeline.chunk_count(doc.doc_id)
 
 
-@pytest.mark.parametrize("path", ["/documents/nope.txt", "/documents/a/b/nope.txt",
-                                  "/documents/nope.txt/view?start=0&end=1"])
-def test_unknown_document_is_404(client: TestClient, path: str) -> None:  # noqa: F811
+@pytest.mark.parametrize(
+    "path",
+    ["/documents/nope.txt", "/documents/a/b/nope.txt", "/documents/nope.txt/view?start=0&end=1"],
+)
+def test_unknown_document_is_404(client: TestClient, path: str) -> None:
     assert "nope.txt" in assert_error(client.get(path), 404, "unknown_document")
 
 
-def test_view_highlights_the_span(client: TestClient, answered: dict) -> None:  # noqa: F811
+def test_view_highlights_the_span(client: TestClient, answered: dict) -> None:
     cite = answered["json"]["citations"][0]
     response = client.get(cite["url"])
     assert response.status_code == 200
@@ -261,23 +285,35 @@ def test_view_highlights_the_span(client: TestClient, answered: dict) -> None:  
     assert f'<mark id="cited">{escape(cite["text"])}</mark>' in response.text
 
 
-def test_view_without_span(client: TestClient, seed_pipeline: AskPipeline) -> None:  # noqa: F811
+def test_view_without_span(client: TestClient, seed_pipeline: AskPipeline) -> None:
     response = client.get(view_url(seed_pipeline.documents[0].doc_id))
     assert response.status_code == 200 and "<mark" not in response.text
 
 
-@pytest.mark.parametrize(("query", "status"), [
-    ("start=0&end=100000000", 404), ("start=100000000&end=100000001", 404),
-    ("start=5&end=5", 422), ("start=9&end=5", 422), ("start=-1&end=5", 422),
-    ("start=5", 422), ("start=a&end=5", 422),
-])
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("start=0&end=100000000", 404),
+        ("start=100000000&end=100000001", 404),
+        ("start=5&end=5", 422),
+        ("start=9&end=5", 422),
+        ("start=-1&end=5", 422),
+        ("start=5", 422),
+        ("start=a&end=5", 422),
+    ],
+)
 def test_view_rejects_bad_spans(
-    client: TestClient, seed_pipeline: AskPipeline, query: str, status: int  # noqa: F811
+    client: TestClient,
+    seed_pipeline: AskPipeline,
+    query: str,
+    status: int,
 ) -> None:
     assert_error(client.get(f"{view_url(seed_pipeline.documents[0].doc_id)}?{query}"), status)
 
 
-def test_nested_ids_and_markup_are_safe(small_corpus: Path, tmp_path: Path, encoder: Encoder) -> None:
+def test_nested_ids_and_markup_are_safe(
+    small_corpus: Path, tmp_path: Path, encoder: Encoder
+) -> None:
     """Ids with ``/`` route to the document; document text is escaped in the view."""
     (small_corpus / "sub" / "odd name.txt").write_text(
         "Markup Notes\n\nThe string <script>alert(1)</script> is shown as text & not run.\n",
@@ -295,7 +331,7 @@ def test_nested_ids_and_markup_are_safe(small_corpus: Path, tmp_path: Path, enco
 
 
 # -- the rest --------------------------------------------------------------------------------
-def test_unknown_route_and_method(client: TestClient) -> None:  # noqa: F811
+def test_unknown_route_and_method(client: TestClient) -> None:
     assert_error(client.get("/nothing-here"), 404, "not_found")
     assert_error(client.get("/ask"), 405, "method_not_allowed")
 
@@ -303,8 +339,10 @@ def test_unknown_route_and_method(client: TestClient) -> None:  # noqa: F811
 def test_cors(seed_settings: Settings, seed_pipeline: AskPipeline) -> None:
     settings = seed_settings.model_copy(update={"cors_origins": ["https://allowed.example"]})
     with TestClient(create_app(settings, seed_pipeline)) as c:
-        preflight = {"Access-Control-Request-Method": "POST",
-                     "Access-Control-Request-Headers": "content-type"}
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        }
         ok = c.options("/ask", headers={"Origin": "https://allowed.example", **preflight})
         assert ok.headers["access-control-allow-origin"] == "https://allowed.example"
         denied = c.options("/ask", headers={"Origin": "https://evil.example", **preflight})
@@ -315,14 +353,29 @@ def test_cors(seed_settings: Settings, seed_pipeline: AskPipeline) -> None:
         assert "retry-after" in error.headers["access-control-expose-headers"].lower()
         text = c.get("/metrics").text
         for status in ("200", "400"):
-            assert metric(text, "verbatim_http_requests_total", method="OPTIONS",
-                          endpoint="/ask", status=status) == 1
+            assert (
+                metric(
+                    text,
+                    "verbatim_http_requests_total",
+                    method="OPTIONS",
+                    endpoint="/ask",
+                    status=status,
+                )
+                == 1
+            )
 
 
-def test_openapi_has_examples(client: TestClient) -> None:  # noqa: F811
+def test_openapi_has_examples(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
-    assert {"/ask", "/documents", "/documents/{doc_id}", "/documents/{doc_id}/view", "/health",
-            "/ready", "/metrics"} <= set(spec["paths"])
+    assert {
+        "/ask",
+        "/documents",
+        "/documents/{doc_id}",
+        "/documents/{doc_id}/view",
+        "/health",
+        "/ready",
+        "/metrics",
+    } <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
     assert schemas["AskRequest"]["examples"] and schemas["AskResponse"]["examples"]
     request_examples = spec["paths"]["/ask"]["post"]["requestBody"]["content"]["application/json"]
@@ -338,7 +391,7 @@ def test_openapi_has_examples(client: TestClient) -> None:  # noqa: F811
     assert client.get("/docs-assets/swagger-ui.css").status_code == 200
 
 
-def test_widget_and_demo_are_served(client: TestClient) -> None:  # noqa: F811
+def test_widget_and_demo_are_served(client: TestClient) -> None:
     widget = client.get("/widget.js")
     assert widget.headers["content-type"].startswith("text/javascript")
     assert "attachShadow" in widget.text and "innerHTML" not in widget.text
@@ -346,8 +399,9 @@ def test_widget_and_demo_are_served(client: TestClient) -> None:  # noqa: F811
 
 
 def test_serve_command_is_registered() -> None:
-    args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--port", "9001",
-                                      "--workers", "2"])
+    args = build_parser().parse_args(
+        ["serve", "--host", "0.0.0.0", "--port", "9001", "--workers", "2"]
+    )
     assert (args.host, args.port, args.workers, args.func.__name__) == ("0.0.0.0", 9001, 2, "serve")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--port", "70000"])

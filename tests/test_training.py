@@ -24,8 +24,14 @@ def _article(title: str, paras: list[tuple[str, list[tuple[str, str]]]]) -> dict
         items = []
         for qi, (q, a) in enumerate(qas):
             answers = [{"text": a, "answer_start": context.index(a)}] if a else []
-            items.append({"id": f"{title}-{pi}-{qi}", "question": q, "answers": answers,
-                          "is_impossible": not a})
+            items.append(
+                {
+                    "id": f"{title}-{pi}-{qi}",
+                    "question": q,
+                    "answers": answers,
+                    "is_impossible": not a,
+                }
+            )
         out["paragraphs"].append({"context": context, "qas": items})
     return out
 
@@ -34,23 +40,34 @@ ARTICLES = [
     _article(
         "Paris",
         [
-            ("Paris is the capital of France. The Eiffel Tower was built in 1889.",
-             [("When was the Eiffel Tower built?", "1889"),
-              ("What is the capital of France?", "Paris")]),
-            ("The Louvre is the world's most-visited museum. It opened in 1793.",
-             [("When did the Louvre open?", "1793")]),
-            ("The Seine flows through Paris. Gustave Eiffel designed the tower.",
-             [("Who designed the tower?", "Gustave Eiffel")]),
+            (
+                "Paris is the capital of France. The Eiffel Tower was built in 1889.",
+                [
+                    ("When was the Eiffel Tower built?", "1889"),
+                    ("What is the capital of France?", "Paris"),
+                ],
+            ),
+            (
+                "The Louvre is the world's most-visited museum. It opened in 1793.",
+                [("When did the Louvre open?", "1793")],
+            ),
+            (
+                "The Seine flows through Paris. Gustave Eiffel designed the tower.",
+                [("Who designed the tower?", "Gustave Eiffel")],
+            ),
         ],
     ),
     _article(
         "Oxygen",
         [
-            ("Oxygen is a chemical element with symbol O and atomic number 8.",
-             [("What is the atomic number of Oxygen?", "8"),
-              ("What is the melting point?", "")]),
-            ("Joseph Priestley and Carl Wilhelm Scheele discovered Oxygen independently.",
-             [("Who discovered Oxygen with Scheele?", "Joseph Priestley")]),
+            (
+                "Oxygen is a chemical element with symbol O and atomic number 8.",
+                [("What is the atomic number of Oxygen?", "8"), ("What is the melting point?", "")],
+            ),
+            (
+                "Joseph Priestley and Carl Wilhelm Scheele discovered Oxygen independently.",
+                [("Who discovered Oxygen with Scheele?", "Joseph Priestley")],
+            ),
         ],
     ),
 ]
@@ -91,14 +108,21 @@ def test_paragraph_negatives_never_contain_answer():
     assert negs, "expected some negatives"
     answers = {
         qa["id"]: [a["text"] for a in qa["answers"]]
-        for art in ARTICLES for p in art["paragraphs"] for qa in p["qas"]
+        for art in ARTICLES
+        for p in art["paragraphs"]
+        for qa in p["qas"]
     }
     for n in negs:
         assert n.is_impossible and n.answers == ()
         src = n.qid.rsplit("-negp", 1)[0]
         assert not D.answer_occurs(answers[src], n.context)
-        own = next(p["context"] for a in ARTICLES for p in a["paragraphs"]
-                   for qa in p["qas"] if qa["id"] == src)
+        own = next(
+            p["context"]
+            for a in ARTICLES
+            for p in a["paragraphs"]
+            for qa in p["qas"]
+            if qa["id"] == src
+        )
         assert n.context != own
     # Deterministic for a seed.
     assert negs == D.paragraph_negatives(ARTICLES, random.Random(0))
@@ -107,8 +131,12 @@ def test_paragraph_negatives_never_contain_answer():
 @pytest.mark.skipif(not (D.DATA_DIR / D.SQUAD_TRAIN).exists(), reason="qa-data not mounted")
 def test_paragraph_negatives_on_real_articles():
     arts = D.load_articles(D.DATA_DIR / D.SQUAD_TRAIN)[:15]
-    answers = {qa["id"]: [a["text"] for a in qa["answers"]]
-               for art in arts for p in art["paragraphs"] for qa in p["qas"]}
+    answers = {
+        qa["id"]: [a["text"] for a in qa["answers"]]
+        for art in arts
+        for p in art["paragraphs"]
+        for qa in p["qas"]
+    }
     negs = D.paragraph_negatives(arts, random.Random(1))
     assert len(negs) > 500
     for n in negs:
@@ -122,8 +150,13 @@ def test_entity_swap_negatives():
     for n in negs:
         assert n.is_impossible
         # The swapped-in entity's words do not occur in the paragraph.
-        orig = next(qa["question"] for a in ARTICLES for p in a["paragraphs"]
-                    for qa in p["qas"] if n.qid.startswith(qa["id"]))
+        orig = next(
+            qa["question"]
+            for a in ARTICLES
+            for p in a["paragraphs"]
+            for qa in p["qas"]
+            if n.qid.startswith(qa["id"])
+        )
         assert n.question != orig
 
 
@@ -140,8 +173,9 @@ def tokenizer():
 def test_train_windows_label_the_answer(tokenizer):
     long_ctx = " ".join(f"word{i}" for i in range(150)) + " The answer is Zanzibar today."
     examples = [
-        D.QAExample("a", "t", "Where?", long_ctx, "Zanzibar", long_ctx.index("Zanzibar"),
-                    ("Zanzibar",)),
+        D.QAExample(
+            "a", "t", "Where?", long_ctx, "Zanzibar", long_ctx.index("Zanzibar"), ("Zanzibar",)
+        ),
         D.QAExample("b", "t", "What?", "Nothing here.", source="neg"),
     ]
     wins = D.build_train_windows(tokenizer, examples, max_length=64, stride=16)
@@ -213,12 +247,30 @@ def test_training_loss_falls_and_saves(tmp_path, tokenizer):
         if i % 4 == 3:
             examples.append(D.QAExample(f"n{i}", "t", "Who won the race?", ctx))
         else:
-            examples.append(D.QAExample(f"q{i}", "t", f"Where was meeting {i} held?", ctx,
-                                        city, ctx.index(city), (city,)))
+            examples.append(
+                D.QAExample(
+                    f"q{i}",
+                    "t",
+                    f"Where was meeting {i} held?",
+                    ctx,
+                    city,
+                    ctx.index(city),
+                    (city,),
+                )
+            )
     windows = D.build_train_windows(tokenizer, examples, max_length=128, stride=32)
     assert len(windows) == 32
-    cfg = TrainConfig(out=str(tmp_path / "reader"), epochs=4, batch_size=8, lr=3e-4,
-                      warmup_ratio=0.1, max_length=128, log_every=4, seed=3, threads=1)
+    cfg = TrainConfig(
+        out=str(tmp_path / "reader"),
+        epochs=4,
+        batch_size=8,
+        lr=3e-4,
+        warmup_ratio=0.1,
+        max_length=128,
+        log_every=4,
+        seed=3,
+        threads=1,
+    )
     summary = train(cfg, windows=windows)
     print("train_seconds", summary["train_seconds"], "total", summary["total_seconds"])
     losses = summary["losses_per_log"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_fixtures import ANNIVERSARY_ID, free_port, live_server  # noqa: F401
+from api_fixtures import ANNIVERSARY_ID, free_port
 from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
 
 from rag.config import PROJECT_ROOT
@@ -20,8 +20,14 @@ from rag.config import PROJECT_ROOT
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = PROJECT_ROOT / "artifacts"
 ANSWER_TIMEOUT_MS = 60_000
 WIDGET = "#verbatim-widget"  # Playwright's CSS locators pierce its open shadow root
@@ -53,10 +59,8 @@ def anniversary(dev_questions: list[dict]) -> dict:
     return next(q for q in dev_questions if q["id"] == ANNIVERSARY_ID)
 
 
-def new_page(browser: Browser, width: int = 1280, height: int = 800,
-             scheme: str = "light") -> Page:
-    context = browser.new_context(viewport={"width": width, "height": height},
-                                  color_scheme=scheme)  # type: ignore[arg-type]
+def new_page(browser: Browser, width: int = 1280, height: int = 800, scheme: str = "light") -> Page:
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)  # type: ignore[arg-type]
     page = context.new_page()
     page.on("pageerror", lambda exc: JS_ERRORS.append(exc))
     return page
@@ -84,10 +88,13 @@ def ask(page: Page, question: str) -> Locator:
 
 
 def test_answer_citation_and_document_view(
-    browser: Browser, live_server: str, anniversary: dict  # noqa: F811
+    browser: Browser,
+    live_server: str,
+    anniversary: dict,
 ) -> None:
-    api = httpx.post(f"{live_server}/ask", json={"question": anniversary["question"]},
-                     timeout=60).json()
+    api = httpx.post(
+        f"{live_server}/ask", json={"question": anniversary["question"]}, timeout=60
+    ).json()
     page = new_page(browser)
     page.goto(live_server + "/")
     launcher = page.get_by_role("button", name="Ask the documents")
@@ -100,7 +107,8 @@ def test_answer_citation_and_document_view(
     expect(answer).to_have_text(api["answer"])
     assert any(a in answer.text_content() for a in anniversary["answers"])
     expect(reply.locator(".confidence")).to_have_text(
-        re.compile(r"(High|Medium|Low) confidence · \d+%"))
+        re.compile(r"(High|Medium|Low) confidence · \d+%")
+    )
     cite = api["citations"][0]
     if cite["sentence"].strip() != api["answer"].strip():  # else the answer is the sentence
         expect(reply.locator("blockquote")).to_have_text(cite["sentence"])
@@ -109,7 +117,9 @@ def test_answer_citation_and_document_view(
     expect(link).to_have_text(cite["title"])
     doc_ids = "|".join(re.escape(d) for d in [anniversary["doc"], *anniversary["also_in"]])
     expect(link).to_have_attribute(
-        "href", re.compile(rf"^{re.escape(live_server)}/documents/({doc_ids})/view\?start=\d+&end=\d+$"))
+        "href",
+        re.compile(rf"^{re.escape(live_server)}/documents/({doc_ids})/view\?start=\d+&end=\d+$"),
+    )
     expect(link).to_have_attribute("target", "_blank")
     send = page.locator(f"{WIDGET} .send")
     assert send.evaluate("b => getComputedStyle(b).backgroundColor") != "rgb(255, 105, 180)"
@@ -136,7 +146,9 @@ def test_answer_citation_and_document_view(
 
 
 def test_mobile_width_dark_theme(
-    browser: Browser, live_server: str, anniversary: dict  # noqa: F811
+    browser: Browser,
+    live_server: str,
+    anniversary: dict,
 ) -> None:
     page = new_page(browser, width=375, height=740, scheme="dark")
     page.goto(live_server + "/")
@@ -149,7 +161,7 @@ def test_mobile_width_dark_theme(
     page.context.close()
 
 
-def test_text_is_never_html(browser: Browser, live_server: str) -> None:  # noqa: F811
+def test_text_is_never_html(browser: Browser, live_server: str) -> None:
     page = new_page(browser)
     page.goto(live_server + "/")
     question = '<img src=x onerror="window.pwned=1"> <b>bold</b>?'
@@ -160,7 +172,7 @@ def test_text_is_never_html(browser: Browser, live_server: str) -> None:  # noqa
     page.context.close()
 
 
-def test_server_error_is_readable(browser: Browser, live_server: str) -> None:  # noqa: F811
+def test_server_error_is_readable(browser: Browser, live_server: str) -> None:
     page = new_page(browser)
     page.goto(live_server + "/")
     page.evaluate("window.VerbatimWidget.ask('why '.repeat(200))")  # over the 500-character limit
@@ -169,18 +181,19 @@ def test_server_error_is_readable(browser: Browser, live_server: str) -> None:  
     page.context.close()
 
 
-def test_unreachable_server(browser: Browser, live_server: str) -> None:  # noqa: F811
+def test_unreachable_server(browser: Browser, live_server: str) -> None:
     page = new_page(browser)
     dead = f"http://127.0.0.1:{free_port()}"
-    page.set_content(f'<p>host page</p><script src="{live_server}/widget.js" '
-                     f'data-endpoint="{dead}"></script>')
+    page.set_content(
+        f'<p>host page</p><script src="{live_server}/widget.js" data-endpoint="{dead}"></script>'
+    )
     reply = ask(page, "Is anybody there?")
     expect(reply).to_contain_text("Can't reach the server")
     expect(reply.get_by_role("button", name="Try again")).to_be_visible()
     page.context.close()
 
 
-def test_loading_then_abstention(browser: Browser, live_server: str) -> None:  # noqa: F811
+def test_loading_then_abstention(browser: Browser, live_server: str) -> None:
     """The UI's handling of an abstention, with the reply held back to see the loading state."""
     page = new_page(browser)
     held: list[Route] = []
@@ -190,11 +203,19 @@ def test_loading_then_abstention(browser: Browser, live_server: str) -> None:  #
     page.get_by_label("Your question").fill("Who won the 1998 football world cup?")
     page.get_by_label("Your question").press("Enter")
     expect(page.locator(f"{WIDGET} li.loading")).to_contain_text("Searching the documents")
-    held[0].fulfill(json={
-        "question": "Who won the 1998 football world cup?", "answer": None, "abstained": True,
-        "score": 0.12, "citations": [], "passages": [], "alternatives": [], "request_id": "x",
-        "timings_ms": {"retrieve": 1.0, "read": 1.0, "total": 2.0},
-    })
+    held[0].fulfill(
+        json={
+            "question": "Who won the 1998 football world cup?",
+            "answer": None,
+            "abstained": True,
+            "score": 0.12,
+            "citations": [],
+            "passages": [],
+            "alternatives": [],
+            "request_id": "x",
+            "timings_ms": {"retrieve": 1.0, "read": 1.0, "total": 2.0},
+        }
+    )
     reply = page.locator(f"{WIDGET} li.msg.bot").last
     expect(reply).to_contain_text("Not found in the documents.")
     expect(page.locator(f"{WIDGET} li.loading")).to_have_count(0)
@@ -202,13 +223,16 @@ def test_loading_then_abstention(browser: Browser, live_server: str) -> None:  #
 
 
 def test_supporting_sentence_marks_the_answer(
-    browser: Browser, live_server: str, anniversary: dict  # noqa: F811
+    browser: Browser,
+    live_server: str,
+    anniversary: dict,
 ) -> None:
     """A span answer inside a longer sentence: the sentence is quoted, the span marked.
 
     The server's real reply is narrowed to "75th" inside its sentence, so this holds whichever
     reader the server runs.
     """
+
     def narrow(route: Route) -> None:
         body = route.fetch().json()
         cite = body["citations"][0]

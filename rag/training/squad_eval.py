@@ -249,7 +249,14 @@ def evaluate_reader(
     model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32)
     model.to(dev)
     span_preds, diffs = predict(
-        model, tokenizer, examples, max_length, stride, max_answer_tokens, batch_size, str(dev),
+        model,
+        tokenizer,
+        examples,
+        max_length,
+        stride,
+        max_answer_tokens,
+        batch_size,
+        str(dev),
         bf16,
     )
     gold = {e.qid: list(e.answers) for e in examples}

@@ -143,8 +143,14 @@ def save_reader(model, tokenizer, out: str | Path, extra: dict | None = None) ->
 
 
 # Call-time settings that the base tokenizer's config carries over from sentence-transformers.
-_STALE_TOKENIZER_KEYS = ("max_length", "stride", "truncation_strategy", "pad_to_multiple_of",
-                         "is_local", "local_files_only")
+_STALE_TOKENIZER_KEYS = (
+    "max_length",
+    "stride",
+    "truncation_strategy",
+    "pad_to_multiple_of",
+    "is_local",
+    "local_files_only",
+)
 
 
 def clean_tokenizer_config(folder: str | Path) -> None:
@@ -182,8 +188,10 @@ def train(cfg: TrainConfig, windows: list[D.TrainWindow] | None = None) -> dict:
     tokenizer = load_tokenizer(base)
 
     if windows is None:
-        log(f"building {cfg.max_train_windows} windows (max_length {cfg.max_length}, "
-            f"stride {cfg.stride}) ...")
+        log(
+            f"building {cfg.max_train_windows} windows (max_length {cfg.max_length}, "
+            f"stride {cfg.stride}) ..."
+        )
         windows, data_summary = make_windows(cfg, tokenizer)
     else:
         data_summary = {"windows": len(windows), "given": True}
@@ -218,8 +226,10 @@ def train(cfg: TrainConfig, windows: list[D.TrainWindow] | None = None) -> dict:
     use_bf16 = cfg.bf16
     lengths = [len(w.input_ids) for w in windows]
     pad_id = tokenizer.pad_token_id or 0
-    log(f"device {device}, threads {torch.get_num_threads()}, bf16 {use_bf16}, "
-        f"{total_steps} steps ({cfg.epochs} epoch(s) x {batches_per_epoch}), warm-up {warmup}")
+    log(
+        f"device {device}, threads {torch.get_num_threads()}, bf16 {use_bf16}, "
+        f"{total_steps} steps ({cfg.epochs} epoch(s) x {batches_per_epoch}), warm-up {warmup}"
+    )
 
     step = 0
     seen = 0
@@ -259,14 +269,24 @@ def train(cfg: TrainConfig, windows: list[D.TrainWindow] | None = None) -> dict:
                 avg_rate = seen / max(1e-9, now - t_train)
                 eta = (total_steps * cfg.batch_size - seen) / max(1e-9, avg_rate)
                 recent = float(np.mean(losses[-cfg.log_every :]))
-                log(f"step {step}/{total_steps} epoch {epoch} loss {recent:.4f} "
+                log(
+                    f"step {step}/{total_steps} epoch {epoch} loss {recent:.4f} "
                     f"lr {sched.get_last_lr()[0]:.2e} {rate:.1f} win/s (avg {avg_rate:.1f}) "
-                    f"elapsed {now - t_train:.0f}s eta {eta:.0f}s")
+                    f"elapsed {now - t_train:.0f}s eta {eta:.0f}s"
+                )
                 t_log, seen_log = now, seen
             if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
-                save_reader(model, tokenizer, cfg.wip_dir,
-                            {"step": step, "total_steps": total_steps, "wip": True,
-                             "config": dataclasses.asdict(cfg)})
+                save_reader(
+                    model,
+                    tokenizer,
+                    cfg.wip_dir,
+                    {
+                        "step": step,
+                        "total_steps": total_steps,
+                        "wip": True,
+                        "config": dataclasses.asdict(cfg),
+                    },
+                )
                 log(f"checkpoint (step {step}) -> {cfg.wip_dir}")
 
     train_seconds = time.time() - t_train
@@ -296,8 +316,10 @@ def train(cfg: TrainConfig, windows: list[D.TrainWindow] | None = None) -> dict:
     out = save_reader(model, tokenizer, cfg.out, summary)
     summary["model_sha256"] = sha256_file(out / "model.safetensors")
     (out / "training.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    log(f"done: {step} steps, {seen} windows in {train_seconds:.0f}s "
-        f"({summary['windows_per_second']} win/s) -> {out}")
+    log(
+        f"done: {step} steps, {seen} windows in {train_seconds:.0f}s "
+        f"({summary['windows_per_second']} win/s) -> {out}"
+    )
     return summary
 
 
