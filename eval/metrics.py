@@ -21,51 +21,30 @@ Definitions (also in the README of ``verbatim eval``):
 from __future__ import annotations
 
 import math
-import re
-import string
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+from rag.training.squad_eval import compute_exact, compute_f1, normalize_answer
 
 Span = tuple[int, int]
 HIT_KS = (1, 3, 5, 10)
 STAGES = ("retrieve", "read", "total", "wall")  # wall: the client's own clock
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = frozenset(string.punctuation)
-
 
 # -- answers ---------------------------------------------------------------------------------
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
 def exact_match(prediction: str | None, golds: Sequence[str]) -> float:
     """1.0 when the normalised prediction equals a normalised gold answer, else 0.0."""
     if not golds:
         return float(not normalize_answer(prediction or ""))
-    pred = normalize_answer(prediction or "")
-    return float(any(pred == normalize_answer(g) for g in golds))
-
-
-def _f1(pred_tokens: list[str], gold_tokens: list[str]) -> float:
-    if not pred_tokens or not gold_tokens:
-        return float(pred_tokens == gold_tokens)
-    common = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred_tokens), common / len(gold_tokens)
-    return 2 * precision * recall / (precision + recall)
+    return float(max(compute_exact(g, prediction or "") for g in golds))
 
 
 def token_f1(prediction: str | None, golds: Sequence[str]) -> float:
     """SQuAD token F1, the maximum over the gold answers."""
-    pred = normalize_answer(prediction or "").split()
     if not golds:
-        return float(not pred)
-    return max(_f1(pred, normalize_answer(g).split()) for g in golds)
+        return float(not normalize_answer(prediction or ""))
+    return max(compute_f1(g, prediction or "") for g in golds)
 
 
 # -- spans and hits --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.documents import Document
-from rag.sentences import split_sentences
+from rag.sentences import split_sentences, strip_spans
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -36,15 +36,7 @@ def _word_pieces(text: str, start: int, end: int, n_pieces: int) -> list[tuple[i
         while pos < end and text[pos].isspace():
             pos += 1
     pieces.append((pos, end))
-    trimmed = []
-    for s, e in pieces:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            trimmed.append((s, e))
-    return trimmed
+    return strip_spans(text, pieces)
 
 
 class Chunker:

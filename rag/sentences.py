@@ -62,6 +62,11 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         spans.extend(_split_line(text, line_start, m.start()))
         line_start = m.end()
     spans.extend(_split_line(text, line_start, end))
+    return strip_spans(text, spans)
+
+
+def strip_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans without outer whitespace; those left empty are dropped."""
     out = []
     for s, e in spans:
         while s < e and text[s].isspace():

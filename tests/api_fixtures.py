@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -62,17 +63,20 @@ def client(api_app: FastAPI) -> Iterator[TestClient]:
         yield c
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``verbatim serve`` in a subprocess on a free loopback port; yields its base URL."""
-    tmp = tmp_path_factory.mktemp("live-server")
+@contextmanager
+def running_server(folder: Path, env: dict[str, str]) -> Iterator[str]:
+    """``verbatim serve`` in a subprocess on a free loopback port, with ``env`` added to the
+    environment; yields its base URL once ``/ready``, stops it afterwards."""
     port = free_port()
-    log_path = tmp / "server.log"
-    env = {**os.environ, "VERBATIM_INDEX_DIR": str(tmp / "index"), "TQDM_DISABLE": "1"}
+    log_path = folder / "server.log"
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            cmd,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "TQDM_DISABLE": "1", **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -85,3 +89,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``verbatim serve`` with its own index folder; yields its base URL."""
+    tmp = tmp_path_factory.mktemp("live-server")
+    with running_server(tmp, {"VERBATIM_INDEX_DIR": str(tmp / "index")}) as url:
+        yield url

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from api_fixtures import free_port, running_server
 
 from eval.cli import main as eval_main
 from eval.harness import (
@@ -153,46 +151,16 @@ def test_verbatim_eval_subcommand_rejects_a_malformed_file(tmp_path):
 # -- against a live service ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(seed_settings, tmp_path_factory):
     """``verbatim serve`` in a subprocess over the seed index; its base URL."""
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
     env = {
-        **os.environ,
         "VERBATIM_INDEX_DIR": str(seed_settings.index_dir),
         "VERBATIM_READER": "sentence",
         "VERBATIM_TOP_K": "5",
     }
-    proc = subprocess.Popen(
-        [*VERBATIM, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, f"verbatim serve exited; see {log.name}"
-            try:
-                if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"verbatim serve not ready; see {log.name}"
-            time.sleep(1)
+    with running_server(tmp_path_factory.mktemp("serve"), env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_url_mode_matches_in_process(service, small_questions, in_process, tmp_path):
@@ -223,7 +191,7 @@ def test_url_mode_refuses_a_reader_and_reports_an_unreachable_service(small_ques
     args = ["--questions", str(small_questions), "-q"]
     assert eval_main([*args, "--url", "http://127.0.0.1:9", "--configs", "reader=span"]) == 2
     assert "reader= cannot be chosen with --url" in capsys.readouterr().err
-    assert eval_main([*args, "--url", f"http://127.0.0.1:{_free_port()}"]) == 1
+    assert eval_main([*args, "--url", f"http://127.0.0.1:{free_port()}"]) == 1
     assert "cannot reach the service" in capsys.readouterr().err
 
 
