@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # models/reader/calibration.json).
     abstain_threshold: float = Field(0.25, ge=0, le=1)
 
+    # Reader training and calibration data (SQuAD-format gzip JSON): ../shared/qa-data by default
+    qa_data_dir: Path = PROJECT_ROOT.parent / "shared" / "qa-data"
+
     # Input limits
     max_question_chars: int = Field(500, ge=1)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -22,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_DIR = Path(os.environ.get("VERBATIM_QA_DATA", "/work/shared/qa-data"))
+from rag.config import get_settings
+
+DATA_DIR = get_settings().qa_data_dir
 SQUAD_TRAIN = "squad-v1.1-train-from-explorer.json.gz"
 SQUAD_V2_DEV = "squad-v2.0-dev-from-explorer.json.gz"
 SHIFTS = ("new_wiki_v1.0.json.gz", "reddit_v1.0.json.gz", "amazon_reviews_v1.0.json.gz")
