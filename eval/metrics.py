@@ -25,26 +25,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from rag.training.squad_eval import compute_exact, compute_f1, normalize_answer
+# SQuAD answer metrics live with the reader's evaluation; re-exported here for the harness.
+from rag.training.squad_eval import exact_match as exact_match
+from rag.training.squad_eval import normalize_answer as normalize_answer
+from rag.training.squad_eval import token_f1 as token_f1
 
 Span = tuple[int, int]
 HIT_KS = (1, 3, 5, 10)
 STAGES = ("retrieve", "read", "total", "wall")  # wall: the client's own clock
-
-
-# -- answers ---------------------------------------------------------------------------------
-def exact_match(prediction: str | None, golds: Sequence[str]) -> float:
-    """1.0 when the normalised prediction equals a normalised gold answer, else 0.0."""
-    if not golds:
-        return float(not normalize_answer(prediction or ""))
-    return float(max(compute_exact(g, prediction or "") for g in golds))
-
-
-def token_f1(prediction: str | None, golds: Sequence[str]) -> float:
-    """SQuAD token F1, the maximum over the gold answers."""
-    if not golds:
-        return float(not normalize_answer(prediction or ""))
-    return max(compute_f1(g, prediction or "") for g in golds)
 
 
 # -- spans and hits --------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.metrics import exact_match, token_f1
 from rag.answer import Passage
 from rag.readers.span import (
     CALIBRATION_FILE,
@@ -37,6 +36,7 @@ from rag.readers.span import (
     select_spans,
 )
 from rag.training import data as D
+from rag.training.squad_eval import exact_match, token_f1
 
 SETTINGS = ("single", "mixed", "absent", "product")
 PRODUCT = ("mixed", "absent")  # what the service sees: the answer retrieved, or not at all

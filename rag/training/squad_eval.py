@@ -59,6 +59,20 @@ def compute_f1(a_gold: str, a_pred: str) -> float:
     return (2 * precision * recall) / (precision + recall)
 
 
+def exact_match(prediction: str | None, golds: Sequence[str]) -> float:
+    """1.0 when the normalised prediction equals a normalised gold answer, else 0.0."""
+    if not golds:
+        return float(not normalize_answer(prediction or ""))
+    return float(max(compute_exact(g, prediction or "") for g in golds))
+
+
+def token_f1(prediction: str | None, golds: Sequence[str]) -> float:
+    """SQuAD token F1, the maximum over the gold answers."""
+    if not golds:
+        return float(not normalize_answer(prediction or ""))
+    return max(compute_f1(g, prediction or "") for g in golds)
+
+
 def _scores(gold: Mapping[str, Sequence[str]], preds: Mapping[str, str]):
     exact, f1 = {}, {}
     for qid, answers in gold.items():
