@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 
+from rag.readers.spans import context_mask, top_spans
 from rag.training import data as D
 from rag.training.squad_eval import (
-    best_span,
     compute_exact,
     compute_f1,
     normalize_answer,
@@ -222,13 +221,18 @@ def test_squad2_metrics_hand_computed():
     assert m_all["NoAns_acc"] == 100.0 and m_all["HasAns_f1"] == 0.0
 
 
-def test_best_span_respects_context_and_length():
+def test_top_spans_respect_context_and_length():
+    import torch
+
     offsets = [None, None, None, (0, 5), (6, 11), (12, 17), None]
-    s = np.array([9.0, 0, 0, 1.0, 3.0, 0.5, 9.0])
-    e = np.array([9.0, 0, 0, 0.1, 0.2, 2.0, 9.0])
-    assert best_span(s, e, offsets, 30) == pytest.approx((5.0, 6, 17))  # tokens 4..5
-    assert best_span(s, e, offsets, 1) == pytest.approx((3.2, 6, 11))  # one token only
-    assert best_span(s, e, [None] * 7, 30) is None
+    s = torch.tensor([[9.0, 0, 0, 1.0, 3.0, 0.5, 9.0], [9.0] * 7])
+    e = torch.tensor([[9.0, 0, 0, 0.1, 0.2, 2.0, 9.0], [9.0] * 7])
+    context = context_mask([offsets, [None] * 7], 7)
+    best, empty = top_spans(s, e, context, 30, k=2)
+    assert [(round(v, 4), i, j) for v, i, j in best] == [(5.0, 4, 5), (3.2, 4, 4)]  # no [CLS]
+    ((value, i, j),) = top_spans(s, e, context, 1, k=1)[0]  # one token only
+    assert (round(value, 4), i, j) == (3.2, 4, 4)
+    assert empty == []  # a window without context has no span
 
 
 # --------------------------------------------------------------------------- a tiny run

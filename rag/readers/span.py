@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag.answer import Passage
 from rag.readers.base import Reading, Span
+from rag.readers.spans import context_mask, top_spans
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -380,30 +381,13 @@ class SpanReader:
         return question[: offsets[limit - 1][1]], limit
 
     def _top_spans(self, logits: Logits) -> list[Candidate]:
-        """The ``per_window`` best (start <= end < start + max_answer_tokens) spans per window."""
-        import torch
-
-        start, end = logits.start, logits.end
-        n_win, n_tok = start.shape
-        context = torch.tensor(
-            [[o is not None for o in offs] for offs in logits.offsets], dtype=torch.bool
-        )
-        idx = torch.arange(n_tok)
-        band = (idx[None, :] >= idx[:, None]) & (
-            idx[None, :] < idx[:, None] + self.max_answer_tokens
-        )
-        valid = band[None] & context[:, :, None] & context[:, None, :]
-        pair = start[:, :, None] + end[:, None, :]
-        pair = pair.masked_fill(~valid, float("-inf"))
-        k = min(self.per_window, n_tok * n_tok)
-        top = torch.topk(pair.reshape(n_win, -1), k, dim=1)
+        """The ``per_window`` best spans of every window (see :func:`top_spans`)."""
+        context = context_mask(logits.offsets, logits.start.shape[1])
+        best = top_spans(logits.start, logits.end, context, self.max_answer_tokens, self.per_window)
         out: list[Candidate] = []
-        for w in range(n_win):
+        for w, spans in enumerate(best):
             offs = logits.offsets[w]
-            for value, flat in zip(top.values[w].tolist(), top.indices[w].tolist(), strict=True):
-                if value == float("-inf"):
-                    break
-                i, j = divmod(flat, n_tok)
+            for value, i, j in spans:
                 a, b = offs[i], offs[j]
                 assert a is not None and b is not None
                 out.append(Candidate(logits.window_passage[w], w, a[0], b[1], value))

@@ -152,31 +152,6 @@ def squad2_metrics(
 # --------------------------------------------------------------------------- prediction
 
 
-def best_span(
-    start_logits: np.ndarray,
-    end_logits: np.ndarray,
-    offsets: Sequence[tuple[int, int] | None],
-    max_answer_tokens: int = 30,
-) -> tuple[float, int, int] | None:
-    """(score, char_start, char_end) of the best context span of one window, or None."""
-    ctx = np.array([o is not None for o in offsets], dtype=bool)
-    idx = np.nonzero(ctx)[0]
-    if idx.size == 0:
-        return None
-    s = start_logits[idx]
-    e = end_logits[idx]
-    m = s[:, None] + e[None, :]
-    i, j = np.indices(m.shape)
-    pos = idx  # token positions; the context tokens are contiguous
-    span_len = pos[j] - pos[i] + 1
-    m = np.where((span_len >= 1) & (span_len <= max_answer_tokens), m, -np.inf)
-    flat = int(np.argmax(m))
-    a, b = divmod(flat, m.shape[1])
-    if not np.isfinite(m[a, b]):
-        return None
-    return float(m[a, b]), offsets[pos[a]][0], offsets[pos[b]][1]
-
-
 def predict(
     model,
     tokenizer,
@@ -191,6 +166,7 @@ def predict(
     """Best non-null span text and ``null - best span`` score per question id."""
     import torch
 
+    from rag.readers.spans import context_mask, top_spans
     from rag.training.data import build_eval_windows, collate
 
     windows = build_eval_windows(tokenizer, examples, max_length, stride)
@@ -206,17 +182,20 @@ def predict(
             inputs = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
                 out = model(**inputs)
-            starts = out.start_logits.float().cpu().numpy()
-            ends = out.end_logits.float().cpu().numpy()
+            starts = out.start_logits.float().cpu()
+            ends = out.end_logits.float().cpu()
+            offsets = [windows[k].offsets for k in idx]
+            context = context_mask(offsets, starts.shape[1])
+            tops = top_spans(starts, ends, context, max_answer_tokens, k=1)
+            nulls = (starts[:, 0] + ends[:, 0]).tolist()
             for r, k in enumerate(idx):
-                w = windows[k]
-                n = len(w.input_ids)
-                ex = w.example_index
-                ns = float(starts[r, 0] + ends[r, 0])
-                null[ex] = min(null.get(ex, np.inf), ns)
-                cand = best_span(starts[r, :n], ends[r, :n], w.offsets, max_answer_tokens)
-                if cand is not None and (ex not in best or cand[0] > best[ex][0]):
-                    best[ex] = cand
+                ex = windows[k].example_index
+                null[ex] = min(null.get(ex, np.inf), nulls[r])
+                if tops[r]:
+                    score, i, j = tops[r][0]
+                    cand = (score, offsets[r][i][0], offsets[r][j][1])
+                    if ex not in best or score > best[ex][0]:
+                        best[ex] = cand
     span_preds: dict[str, str] = {}
     diffs: dict[str, float] = {}
     for ex_i, ex in enumerate(examples):
