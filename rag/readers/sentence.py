@@ -2,65 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from embeddings.encoder import Encoder
 from rag.answer import Passage
 from rag.readers.base import Reading, Span
+from rag.readers.words import overlap
 from rag.sentences import split_sentences
-
-_WORD = re.compile(r"\w+")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "by",
-        "with",
-        "from",
-        "and",
-        "or",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "did",
-        "does",
-        "do",
-        "that",
-        "this",
-        "these",
-        "those",
-        "it",
-        "its",
-        "as",
-        "into",
-        "about",
-    ]
-)
-
-
-def _content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
 class SentenceReader:
@@ -88,11 +36,10 @@ class SentenceReader:
             return Reading([], abstain=True, score=0.0)
         q_vec = self.encoder.encode([question])[0]
         s_vecs = self.encoder.encode([c[3] for c in candidates])
-        q_words = _content_words(question) or {""}
-        scores = []
-        for (_, _, _, text), vec in zip(candidates, s_vecs, strict=True):
-            overlap = len(q_words & _content_words(text)) / len(q_words)
-            scores.append(float(np.dot(q_vec, vec)) + self.overlap_weight * overlap)
+        scores = [
+            float(np.dot(q_vec, vec)) + self.overlap_weight * overlap(question, text)
+            for (_, _, _, text), vec in zip(candidates, s_vecs, strict=True)
+        ]
         order = np.argsort(scores)[::-1][:5]
         spans = [
             Span(
