@@ -12,7 +12,16 @@ import pytest
 
 from rag.answer import Passage
 from rag.config import PROJECT_ROOT, SEED_CORPUS, Settings
-from rag.readers.span import Calibration, SpanReader, answer_type_fit, trim_span
+from rag.readers.span import (
+    FEATURES,
+    Calibration,
+    SpanReader,
+    answer_type_fit,
+    cpu_has_bf16,
+    sentence_around,
+    trim_span,
+)
+from rag.readers.words import content_words, overlap
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -101,13 +110,51 @@ def test_answer_type_fit() -> None:
 def test_fallback_calibration_is_a_sigmoid_of_the_margin(tmp_path: Path) -> None:
     cal = Calibration.load(tmp_path)  # no calibration.json
     assert cal.source == "fallback"
-    assert cal.score((0.0, 5.0, 1.0, 1.0, -2.0)) == pytest.approx(0.5)
-    assert 0.0 < cal.score((-30.0, 0.0, 0.0, 0.0, 0.0)) < cal.score((3.0, 0.0, 0.0, 0.0, 0.0)) < 1.0
+    assert cal.score((0.0, 5.0, 1.0, 1.0, -2.0, 0.5)) == pytest.approx(0.5)
+    rest = (0.0,) * (len(FEATURES) - 1)
+    assert 0.0 < cal.score((-30.0, *rest)) < cal.score((3.0, *rest)) < 1.0
+
+
+def test_calibration_with_other_features_falls_back(tmp_path: Path) -> None:
+    stale = {"features": ["margin_window"], "weights": [2.0], "bias": 1.0}
+    (tmp_path / "calibration.json").write_text(json.dumps(stale))
+    assert Calibration.load(tmp_path).source == "fallback"
+
+
+def test_overlap_counts_question_content_words_in_the_sentence() -> None:
+    assert content_words("Who is Russia's ambassador to China?") == {
+        "russia",
+        "ambassador",
+        "china",
+    }
+    question = "Who is Russia's ambassador to China?"
+    assert overlap(question, "Xi met Putin in Moscow.") == 0.0
+    assert overlap(question, "Russia's ambassadors to China, he said.", stem=5) == 1.0
+    assert overlap(question, "Russia's ambassadors to China, he said.") == pytest.approx(2 / 3)
+    assert overlap("Who is it?", "anything") == 1.0  # no content words: no evidence either way
+
+
+def test_sentence_around_widens_a_span_to_its_sentences() -> None:
+    sentences = [(0, 10), (11, 30), (31, 50)]
+    assert sentence_around(sentences, 12, 15) == (11, 30)
+    assert sentence_around(sentences, 5, 20) == (0, 30)  # across two sentences
+    assert sentence_around([], 5, 20) == (5, 20)
 
 
 def test_constructor_is_cheap() -> None:
     r = SpanReader("/nonexistent/model")
     assert r.model is None and r.tokenizer is None
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="fp16"):
+        SpanReader("/nonexistent/model", precision="fp16")
+
+
+def test_auto_precision_follows_the_cpu() -> None:
+    expected = "bf16" if cpu_has_bf16() else "fp32"
+    assert SpanReader("/nonexistent/model").precision == expected
+    assert SpanReader("/nonexistent/model", precision="fp32").precision == "fp32"
 
 
 # -- with the shipped model ------------------------------------------------------------------
@@ -123,6 +170,18 @@ def test_finds_the_known_answer_with_document_offsets(reader, documents) -> None
     assert text[best.start : best.end] == best.text
     assert passage.start <= best.start < best.end <= passage.end
     assert 0.0 <= reading.score <= 1.0 and reading.score == best.score
+
+
+@needs_model
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_faster_precisions_find_the_same_answer(precision: str, documents) -> None:
+    name = "003_40868c46990d1f75.txt"
+    passage = _passage(name, documents[name], "75th anniversary")
+    exact = SpanReader(str(MODEL), precision="fp32")
+    fast = SpanReader(str(MODEL), precision=precision)
+    expected, got = exact.read(ANNIVERSARY_Q, [passage]), fast.read(ANNIVERSARY_Q, [passage])
+    assert got.spans[0].text == expected.spans[0].text
+    assert got.score == pytest.approx(expected.score, abs=0.1)
 
 
 @needs_model

@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> dict:
         stride=args.stride,
         max_answer_tokens=args.max_answer_tokens,
         threads=args.threads or None,
-        quantize=args.quantize,
+        precision=args.precision,
     )
     reader.warm_up()
     reader.calibration = Calibration.fallback()  # features are calibration-free; start clean
@@ -283,7 +283,7 @@ def run(args: argparse.Namespace) -> dict:
             "max_length": args.max_length,
             "stride": args.stride,
             "max_answer_tokens": args.max_answer_tokens,
-            "quantize": args.quantize,
+            "precision": args.precision,
         },
         "report": report,
         "read_seconds": round(time.perf_counter() - t0, 1),
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--max-answer-tokens", type=int, default=30)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    p.add_argument("--quantize", action="store_true", help="int8 dynamic quantisation")
+    p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "int8"))
     p.add_argument("--data-dir", default=str(D.DATA_DIR))
     p.add_argument(
         "--noans-share",

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from rag.answer import Passage
 from rag.readers.base import Reading, Span
 from rag.readers.spans import context_mask, top_spans
+from rag.readers.words import overlap
+from rag.sentences import split_sentences
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -31,8 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
-FEATURES = ("margin_window", "margin_min", "gap", "type_fit", "log_p_window")
-FALLBACK_CALIBRATION = {"weights": [1.0, 0.0, 0.0, 0.0, 0.0], "bias": 0.0}
+FEATURES = ("margin_window", "margin_min", "gap", "type_fit", "log_p_window", "overlap")
+FALLBACK_CALIBRATION = {"weights": [1.0, 0.0, 0.0, 0.0, 0.0, 0.0], "bias": 0.0}
+OVERLAP_STEM = 5  # characters kept per word when matching question words in the sentence
 MAX_QUESTION_SHARE = 0.5  # of ``max_length``: longer questions are cut (rare)
 
 # -- answer types ----------------------------------------------------------------------------
@@ -170,14 +173,21 @@ class Logits:
 
 
 def span_features(
-    question: str, answer: str, logit: float, logits: Logits, window: int, best: float
+    question: str,
+    answer: str,
+    sentence: str,
+    logit: float,
+    logits: Logits,
+    window: int,
+    best: float,
 ) -> tuple[float, ...]:
     """The calibration features of one span, in :data:`FEATURES` order.
 
     ``margin_window``: lead of the span's logit over its window's no-answer logit;
     ``margin_min``: lead over the lowest no-answer logit of all windows; ``gap``: how far it
     trails the best span of all windows; ``type_fit``: :func:`answer_type_fit`;
-    ``log_p_window``: its log-probability under its window's start and end softmaxes.
+    ``log_p_window``: its log-probability under its window's start and end softmaxes;
+    ``overlap``: the share of the question's content words found in the span's ``sentence``.
     """
     return (
         logit - logits.null[window],
@@ -185,16 +195,44 @@ def span_features(
         best - logit,
         float(answer_type_fit(question, answer)),
         logit - logits.norm[window],
+        overlap(question, sentence, OVERLAP_STEM),
     )
 
 
+def sentence_around(sentences: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` widened to the sentences (``(start, end)`` pairs, in order) it touches."""
+    a = next((s for s, e in sentences if s <= start < e), start)
+    b = next((e for s, e in sentences if s < end <= e), end)
+    return min(a, start), max(b, end)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): Linux flags only."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto``: ``bf16`` where the CPU computes it natively (about 1.4x faster reading, the
+    same answers on the dev set), else ``fp32``; any other value as it is."""
+    if precision != "auto":
+        return precision
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
 def _quantize(model: Any) -> Any:
-    """int8 dynamic quantisation of the Linear layers: ~2x faster on CPU, some F1 lost."""
+    """int8 dynamic quantisation of the encoder's Linear layers (the span head stays float)."""
     import torch
 
+    base = getattr(model, model.base_model_prefix, model)
     with warnings.catch_warnings():  # deprecated in torch, still the simplest CPU int8 path
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        quantized = torch.ao.quantization.quantize_dynamic(base, {torch.nn.Linear}, torch.qint8)
+    setattr(model, model.base_model_prefix, quantized)
+    return model
 
 
 def select_spans(candidates: list[Candidate], passages: list[Passage], limit: int) -> list[Span]:
@@ -228,7 +266,7 @@ class SpanReader:
         top_n: int = 5,
         per_window: int = 20,
         threads: int | None = None,
-        quantize: bool = False,
+        precision: str = "auto",
     ):
         self.model_name = model
         self.max_length = max_length
@@ -238,7 +276,9 @@ class SpanReader:
         self.top_n = top_n
         self.per_window = per_window
         self.threads = threads
-        self.quantize = quantize
+        if precision not in ("auto", "fp32", "bf16", "int8"):
+            raise ValueError(f"precision {precision!r}: use auto, fp32, bf16 or int8")
+        self.precision = resolve_precision(precision)
         self.tokenizer: Any = None
         self.model: Any = None
         self.calibration = Calibration.fallback()
@@ -254,7 +294,7 @@ class SpanReader:
             max_answer_tokens=settings.reader_max_answer_tokens,
             threshold=settings.abstain_threshold,
             threads=settings.reader_threads,
-            quantize=settings.reader_quantize,
+            precision=settings.reader_precision,
         )
 
     # -- loading ---------------------------------------------------------------------------
@@ -278,7 +318,7 @@ class SpanReader:
                 self.model_name, dtype=torch.float32, local_files_only=local
             )
             model.eval()
-            if self.quantize:
+            if self.precision == "int8":
                 model = _quantize(model)
             self.calibration = (
                 Calibration.load(self.model_name) if local else Calibration.fallback()
@@ -324,7 +364,8 @@ class SpanReader:
             inputs = {
                 k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc
             }
-            with torch.inference_mode():
+            bf16 = self.precision == "bf16"
+            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
                 out = self.model(**inputs)
         offsets: list[list[tuple[int, int] | None]] = []
         for w in range(enc["input_ids"].shape[0]):
@@ -356,14 +397,18 @@ class SpanReader:
         if not raw:
             return []
         best = max(c.logit for c in raw)
+        sentences: dict[int, list[tuple[int, int]]] = {}
         out: list[Candidate] = []
         for c in raw:
             text = texts[c.passage_index]
             c.start, c.end = trim_span(text, c.start, c.end)
             if c.end <= c.start or "\n\n" in text[c.start : c.end]:
                 continue  # empty, or running across a paragraph break: not an answer
+            if c.passage_index not in sentences:
+                sentences[c.passage_index] = split_sentences(text)
+            a, b = sentence_around(sentences[c.passage_index], c.start, c.end)
             c.features = span_features(
-                question, text[c.start : c.end], c.logit, logits, c.window, best
+                question, text[c.start : c.end], text[a:b], c.logit, logits, c.window, best
             )
             c.score = self.calibration.score(c.features)
             out.append(c)
