@@ -39,7 +39,7 @@ run: ingest
 
 # Floors sit just under the measured dev-set figures (README): a regression fails the build.
 EVAL_FLOORS = --fail-under hit@5=0.94 --fail-under mrr=0.83 --fail-under em=0.68 \
-              --fail-under f1=0.69 --fail-under citation=0.73
+              --fail-under f1=0.74 --fail-under citation=0.83
 
 test: install-test
 	$(BIN)/ruff check .
