@@ -11,6 +11,7 @@ its window's no-answer score.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -206,6 +207,7 @@ def sentence_around(sentences: list[tuple[int, int]], start: int, end: int) -> t
     return min(a, start), max(b, end)
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): Linux flags only."""
     try:
@@ -382,7 +384,7 @@ class SpanReader:
             n if any(o is not None for o in offs) else math.inf
             for n, offs in zip((start[:, 0] + end[:, 0]).tolist(), offsets, strict=True)
         ]
-        allowed = torch.tensor([[o is not None for o in offs] for offs in offsets])
+        allowed = context_mask(offsets, start.shape[1])
         allowed[:, 0] = True  # [CLS], the no-answer position
         norm = (
             start.masked_fill(~allowed, float("-inf")).logsumexp(1)
