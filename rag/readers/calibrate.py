@@ -30,6 +30,7 @@ from rag.answer import Passage
 from rag.readers.span import (
     CALIBRATION_FILE,
     FEATURES,
+    PRECISIONS,
     Calibration,
     Logits,
     SpanReader,
@@ -110,6 +111,7 @@ def subset(logits: Logits, passages: set[int]) -> Logits:
         [logits.null[w] for w in idx],
         [logits.window_passage[w] for w in idx],
         [logits.offsets[w] for w in idx],
+        logits.context[idx],
         [logits.norm[w] for w in idx],
     )
 
@@ -327,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--max-answer-tokens", type=int, default=30)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "int8"))
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--data-dir", default=str(D.DATA_DIR))
     p.add_argument(
         "--noans-share",

@@ -20,22 +20,21 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, get_args
 
 from rag.answer import Passage
+from rag.config import ReaderPrecision, Settings
 from rag.readers.base import Reading, Span
 from rag.readers.spans import context_mask, top_spans
 from rag.readers.words import overlap
 from rag.sentences import split_sentences
-
-if TYPE_CHECKING:
-    from rag.config import Settings
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
 FEATURES = ("margin_window", "margin_min", "gap", "type_fit", "log_p_window", "overlap")
 FALLBACK_CALIBRATION = {"weights": [1.0, 0.0, 0.0, 0.0, 0.0, 0.0], "bias": 0.0}
+PRECISIONS: tuple[str, ...] = get_args(ReaderPrecision)  # auto, fp32, bf16, int8
 OVERLAP_STEM = 5  # characters kept per word when matching question words in the sentence
 MAX_QUESTION_SHARE = 0.5  # of ``max_length``: longer questions are cut (rare)
 
@@ -170,6 +169,7 @@ class Logits:
     null: list[float]  # start[0] + end[0] per window (inf for a window without context)
     window_passage: list[int]  # passage index of each window
     offsets: list[list[tuple[int, int] | None]]  # char offsets of context tokens, else None
+    context: Any  # torch.Tensor [windows, tokens], bool: the :func:`context_mask` of ``offsets``
     norm: list[float]  # logsumexp of start + of end logits over [CLS] and context, per window
 
 
@@ -278,8 +278,8 @@ class SpanReader:
         self.top_n = top_n
         self.per_window = per_window
         self.threads = threads
-        if precision not in ("auto", "fp32", "bf16", "int8"):
-            raise ValueError(f"precision {precision!r}: use auto, fp32, bf16 or int8")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: use {', '.join(PRECISIONS)}")
         self.precision = resolve_precision(precision)
         self.tokenizer: Any = None
         self.model: Any = None
@@ -384,14 +384,15 @@ class SpanReader:
             n if any(o is not None for o in offs) else math.inf
             for n, offs in zip((start[:, 0] + end[:, 0]).tolist(), offsets, strict=True)
         ]
-        allowed = context_mask(offsets, start.shape[1])
+        context = context_mask(offsets, start.shape[1])
+        allowed = context.clone()
         allowed[:, 0] = True  # [CLS], the no-answer position
         norm = (
             start.masked_fill(~allowed, float("-inf")).logsumexp(1)
             + end.masked_fill(~allowed, float("-inf")).logsumexp(1)
         ).tolist()
         windows = enc["overflow_to_sample_mapping"].tolist()
-        return Logits(start, end, null, windows, offsets, norm)
+        return Logits(start, end, null, windows, offsets, context, norm)
 
     def decode(self, question: str, texts: list[str], logits: Logits) -> list[Candidate]:
         """Candidate spans of every window, trimmed and calibrated, best first (may overlap)."""
@@ -429,8 +430,9 @@ class SpanReader:
 
     def _top_spans(self, logits: Logits) -> list[Candidate]:
         """The ``per_window`` best spans of every window (see :func:`top_spans`)."""
-        context = context_mask(logits.offsets, logits.start.shape[1])
-        best = top_spans(logits.start, logits.end, context, self.max_answer_tokens, self.per_window)
+        best = top_spans(
+            logits.start, logits.end, logits.context, self.max_answer_tokens, self.per_window
+        )
         out: list[Candidate] = []
         for w, spans in enumerate(best):
             offs = logits.offsets[w]
