@@ -287,3 +287,27 @@ def test_training_loss_falls_and_saves(tmp_path, tokenizer):
     tok = AutoTokenizer.from_pretrained(out)
     assert next(model.parameters()).dtype.is_floating_point
     assert len(tok("word " * 300)["input_ids"]) > 128  # no stale truncation to 128
+
+
+def test_mix_and_repeat_arguments_are_validated():
+    import argparse
+
+    from rag.training.cli import parse_mix, parse_repeat
+
+    mix = parse_mix("squad=0.5,neg_para=0.25")
+    assert mix["squad"] == 0.5 and mix["neg_para"] == 0.25 and mix["v2dev"] == 0.0
+    assert parse_repeat("v2dev=4") == {"v2dev": 4}
+    for bad in ("squad", "nope=0.2", "squad=x", "squad=-1", "squad=0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_mix(bad)
+    for bad in ("v2dev=0", "v2dev=1.5", "nope=2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_repeat(bad)
+
+
+def test_repeat_draws_a_small_pool_more_than_once():
+    once = D.build_training_examples(20_000, seed=3, mix={"v2dev": 1.0})
+    twice = D.build_training_examples(20_000, seed=3, mix={"v2dev": 1.0}, repeat={"v2dev": 2})
+    assert len({e.qid for e in once}) == len(once)  # one pass: every question once
+    assert len(twice) == 2 * len(once)  # the pool is smaller than 20,000: both passes used
+    assert {e.qid for e in twice} == {e.qid for e in once}

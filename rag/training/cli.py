@@ -30,6 +30,8 @@ def _train(args: argparse.Namespace) -> int:
         log_every=args.log_every,
         save_every=args.save_every,
         wip_dir=args.wip_dir,
+        mix=args.mix or TrainConfig().mix,
+        repeat=args.repeat or {},
     )
     summary = train(cfg)
     print(
@@ -47,6 +49,46 @@ def _train(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _pool_items(text: str, kind: type) -> dict[str, float]:
+    """``"squad=0.4,neg_para=0.2"`` -> {pool: value}, every pool a known one, values >= 0."""
+    from rag.training.data import DEFAULT_MIX
+
+    items: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in DEFAULT_MIX:
+            raise argparse.ArgumentTypeError(
+                f"bad item {item!r}: use POOL=VALUE with POOL in {', '.join(DEFAULT_MIX)}"
+            )
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad {kind.__name__} in {item!r}") from None
+        if not number >= 0:
+            raise argparse.ArgumentTypeError(f"value must be >= 0 in {item!r}")
+        items[name] = number
+    return items
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"squad=0.4,neg_para=0.2"`` -> shares of the training examples per pool (others 0)."""
+    from rag.training.data import DEFAULT_MIX
+
+    mix = {name: 0.0 for name in DEFAULT_MIX} | _pool_items(text, float)
+    if sum(mix.values()) <= 0:
+        raise argparse.ArgumentTypeError("the mix needs at least one positive share")
+    return mix
+
+
+def parse_repeat(text: str) -> dict[str, int]:
+    """``"v2dev=4"`` -> passes each named pool may be drawn (at least 1)."""
+    repeat = _pool_items(text, int)
+    if any(k < 1 for k in repeat.values()):
+        raise argparse.ArgumentTypeError("repeats must be >= 1")
+    return repeat
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -104,6 +146,19 @@ def register(subparsers) -> None:
         help="steps between intermediate checkpoints (0 = none)",
     )
     p.add_argument("--wip-dir", default=d.wip_dir)
+    p.add_argument(
+        "--mix",
+        type=parse_mix,
+        default=None,
+        help="shares of training examples per pool, e.g. squad=0.48,shifts=0.1,neg_para=0.15,"
+        "neg_entity=0.12,v2dev=0.15 (default: that mix)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=parse_repeat,
+        default=None,
+        help="passes a small pool may be drawn, e.g. v2dev=4 (default: 1 each)",
+    )
     p.set_defaults(func=_train)
 
     e = subparsers.add_parser(

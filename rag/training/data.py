@@ -315,11 +315,15 @@ def build_training_examples(
     seed: int,
     mix: dict[str, float] | None = None,
     data_dir: Path = DATA_DIR,
+    repeat: dict[str, int] | None = None,
 ) -> list[QAExample]:
     """About ``n_examples`` shuffled training examples drawn from the pools by ``mix``.
 
-    Never touches the held-out half of SQuAD v2.0 dev.
+    A pool named in ``repeat`` may be drawn up to that many times over (each pass in its own
+    shuffled order), so a small pool such as the real unanswerables of ``v2dev`` can weigh
+    more. Never touches the held-out half of SQuAD v2.0 dev.
     """
+    repeat = repeat or {}
     mix = dict(DEFAULT_MIX if mix is None else mix)
     rng = random.Random(seed)
     squad_articles = load_articles(data_dir / SQUAD_TRAIN)
@@ -339,7 +343,11 @@ def build_training_examples(
     for name in sorted(mix):
         pool = pools[name]
         random.Random(f"{seed}-{name}").shuffle(pool)
-        chosen.extend(pool[: min(len(pool), round(mix[name] * n_examples))])
+        passes = [pool]
+        for k in range(1, repeat.get(name, 1)):
+            passes.append(random.Random(f"{seed}-{name}-{k}").sample(pool, len(pool)))
+        drawn = [e for p in passes for e in p]
+        chosen.extend(drawn[: round(mix[name] * n_examples)])
     rng.shuffle(chosen)
     return chosen
 

@@ -57,6 +57,7 @@ class TrainConfig:
     save_every: int = 0  # steps between intermediate checkpoints to ``wip_dir``; 0 = none
     wip_dir: str = "models/reader-wip"
     mix: dict[str, float] = field(default_factory=lambda: dict(D.DEFAULT_MIX))
+    repeat: dict[str, int] = field(default_factory=dict)  # pool -> passes allowed (default 1)
     data_dir: str = str(D.DATA_DIR)
 
 
@@ -93,7 +94,7 @@ def make_windows(cfg: TrainConfig, tokenizer) -> tuple[list[D.TrainWindow], dict
     n_examples = max(16, int(target * 0.95))
     while True:
         examples = D.build_training_examples(
-            n_examples, cfg.seed, cfg.mix, data_dir=Path(cfg.data_dir)
+            n_examples, cfg.seed, cfg.mix, data_dir=Path(cfg.data_dir), repeat=cfg.repeat
         )
         windows = D.build_train_windows(
             tokenizer, examples, cfg.max_length, cfg.stride, cfg.max_question_tokens
