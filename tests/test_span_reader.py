@@ -110,7 +110,7 @@ def test_answer_type_fit() -> None:
 def test_fallback_calibration_is_a_sigmoid_of_the_margin(tmp_path: Path) -> None:
     cal = Calibration.load(tmp_path)  # no calibration.json
     assert cal.source == "fallback"
-    assert cal.score((0.0, 5.0, 1.0, 1.0, -2.0, 0.5)) == pytest.approx(0.5)
+    assert cal.score((0.0, 5.0, 1.0, 1.0, -2.0, 0.5, 1.0)) == pytest.approx(0.5)
     rest = (0.0,) * (len(FEATURES) - 1)
     assert 0.0 < cal.score((-30.0, *rest)) < cal.score((3.0, *rest)) < 1.0
 

@@ -1,14 +1,17 @@
 """Fit the span reader's score calibration on the held-out half of SQuAD v2.0 dev.
 
 Each sampled question is read from ONE forward pass in three settings: its own paragraph alone
-(``single``), its paragraph plus a few distractor paragraphs of the same article (``mixed``,
-mimicking retrieval), and the distractors alone (``absent``: unanswerable, as when the documents
-lack the answer). Every top candidate span becomes a row (features of
+(``single``), its paragraph plus the distractors (``mixed``, mimicking retrieval), and the
+distractors alone (``absent``: unanswerable, as when the documents lack the answer). The
+distractors are the paragraphs of the same article most similar to the question under the
+service's embedding model (never one that holds the answer), and every setting's passages are
+ordered by that similarity, best first, as retrieval hands them to the reader. Every top candidate span becomes a row (features of
 :func:`rag.readers.span.span_features`, label: token F1 >= 0.5 against a gold answer; never for
 an unanswerable question); a logistic regression on the rows of one half of the articles is
 the calibration, and the abstention threshold maximises SQuAD2 F1 of ``mixed`` + ``absent``
 (``product``) on that half, reweighted to ``--noans-share`` unanswerable questions (SQuAD v2
-has ~50%, a document QA service far fewer; the logistic fit is weighted the same way).
+has ~50%, a document QA service far fewer; the logistic fit is weighted the same way), among the
+thresholds that refuse at most ``--max-false-refusal`` of its answerable questions.
 Figures are printed for the other half (never fitted on).
 
     python -m rag.readers.calibrate --model models/reader --limit 1500
@@ -26,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.encoder import Encoder
 from rag.answer import Passage
+from rag.config import get_settings
 from rag.readers.span import (
     CALIBRATION_FILE,
     FEATURES,
@@ -47,13 +52,14 @@ CORRECT_F1 = 0.5
 
 @dataclass
 class Item:
-    """One question with its passages: ``texts[0]`` is the question's own paragraph."""
+    """One question with its passages best first; ``texts[gold]`` is its own paragraph."""
 
     qid: str
     title: str
     question: str
     answers: tuple[str, ...]
     texts: list[str]
+    gold: int = 0
 
 
 @dataclass
@@ -76,40 +82,57 @@ class Read:
 
 
 # -- data ------------------------------------------------------------------------------------
-def sample_items(limit: int, distractors: int, seed: int, data_dir: Path) -> list[Item]:
-    """``limit`` random held-out questions (0 = all), each with up to ``distractors`` others."""
+def sample_items(
+    limit: int, distractors: int, seed: int, data_dir: Path, encoder: Encoder
+) -> list[Item]:
+    """``limit`` random held-out questions (0 = all), each with up to ``distractors`` others.
+
+    The distractors are the other paragraphs of the article closest to the question (cosine of
+    ``encoder`` vectors) that do not contain an answer; all passages come ordered by it.
+    """
     _, held = D.split_v2_dev(D.load_articles(data_dir / D.SQUAD_V2_DEV))
-    rng = random.Random(seed)
-    items: list[Item] = []
+    picks: list[tuple[D.QAExample, list[str], int]] = []
     for article in held:
         paras = [p["context"] for p in article["paragraphs"]]
         for pi, para in enumerate(article["paragraphs"]):
             for ex in D.examples_from_articles([{"title": article["title"], "paragraphs": [para]}]):
-                others = [c for j, c in enumerate(paras) if j != pi]
-                others = [c for c in others if not D.answer_occurs(ex.answers, c)]
-                rng.shuffle(others)
-                items.append(
-                    Item(
-                        ex.qid,
-                        ex.title,
-                        ex.question,
-                        ex.answers,
-                        [para["context"]] + others[:distractors],
-                    )
-                )
-    rng.shuffle(items)
-    return items[:limit] if limit else items
+                picks.append((ex, paras, pi))
+    random.Random(seed).shuffle(picks)
+    picks = picks[:limit] if limit else picks
+    texts = sorted({t for _, paras, _ in picks for t in paras})
+    row = {t: i for i, t in enumerate(texts)}
+    para_vecs = encoder.encode(texts)
+    q_vecs = encoder.encode([ex.question for ex, _, _ in picks])
+    items: list[Item] = []
+    for (ex, paras, pi), q in zip(picks, q_vecs, strict=True):
+        sim = {j: float(para_vecs[row[c]] @ q) for j, c in enumerate(paras)}
+        others = [j for j in range(len(paras)) if j != pi]
+        others = [j for j in others if not D.answer_occurs(ex.answers, paras[j])]
+        chosen = sorted(others, key=lambda j: -sim[j])[:distractors]
+        ranked = sorted([pi, *chosen], key=lambda j: -sim[j])
+        items.append(
+            Item(
+                ex.qid,
+                ex.title,
+                ex.question,
+                ex.answers,
+                [paras[j] for j in ranked],
+                ranked.index(pi),
+            )
+        )
+    return items
 
 
 # -- reading ---------------------------------------------------------------------------------
-def subset(logits: Logits, passages: set[int]) -> Logits:
-    """The windows of ``logits`` that belong to the given passages."""
-    idx = [w for w, p in enumerate(logits.window_passage) if p in passages]
+def subset(logits: Logits, passages: list[int]) -> Logits:
+    """The windows of ``logits`` that belong to ``passages``, renumbered to their positions."""
+    position = {p: i for i, p in enumerate(passages)}
+    idx = [w for w, p in enumerate(logits.window_passage) if p in position]
     return Logits(
         logits.start[idx],
         logits.end[idx],
         [logits.null[w] for w in idx],
-        [logits.window_passage[w] for w in idx],
+        [position[logits.window_passage[w]] for w in idx],
         [logits.offsets[w] for w in idx],
         logits.context[idx],
         [logits.norm[w] for w in idx],
@@ -121,19 +144,21 @@ def read_item(reader: SpanReader, item: Item, top: int) -> list[Read]:
 
     ``single``: the own paragraph; ``mixed``: with the distractors; ``absent``: the distractors
     only, so the question is unanswerable (as when retrieval misses or the corpus lacks it).
+    Each setting keeps the similarity order, so ``passage_rank`` is the rank within it.
     """
     logits = reader.forward(item.question, item.texts)
-    passages = [
-        Passage(doc_id=f"p{i}", title=item.title, start=0, end=len(t), text=t, score=0.0)
-        for i, t in enumerate(item.texts)
-    ]
-    out = []
-    every = set(range(len(item.texts)))
-    settings = [("single", {0}, item.answers), ("mixed", every, item.answers)]
+    every = list(range(len(item.texts)))
+    settings = [("single", [item.gold], item.answers), ("mixed", every, item.answers)]
     if len(item.texts) > 1 and item.answers:
-        settings.append(("absent", every - {0}, ()))
+        settings.append(("absent", [i for i in every if i != item.gold], ()))
+    out = []
     for setting, keep, answers in settings:
-        cands = reader.decode(item.question, item.texts, subset(logits, keep))
+        texts = [item.texts[i] for i in keep]
+        passages = [
+            Passage(doc_id=f"p{i}", title=item.title, start=0, end=len(t), text=t, score=0.0)
+            for i, t in enumerate(texts)
+        ]
+        cands = reader.decode(item.question, texts, subset(logits, keep))
         cands.sort(key=lambda c: -c.logit)  # rank by raw logit, independent of any calibration
         feats: dict[tuple[int, int, int], tuple[float, ...]] = {}
         for c in cands:  # the best-scoring copy when windows overlap
@@ -221,9 +246,14 @@ def _mean(values: list[float]) -> float:
     return round(float(np.mean(values)), 4) if values else float("nan")
 
 
-def best_threshold(reads: list[Read], cal: Calibration, noans_share: float) -> float:
-    """The threshold that maximises ``prior_f1`` (ties: the lowest)."""
-    return max(THRESHOLDS, key=lambda t: (metrics(reads, cal, t, noans_share)["prior_f1"], -t))
+def best_threshold(
+    reads: list[Read], cal: Calibration, noans_share: float, max_false_refusal: float = 1.0
+) -> float:
+    """The threshold that maximises ``prior_f1`` (ties: the lowest) among those that refuse at
+    most ``max_false_refusal`` of the answerable questions."""
+    table = {t: metrics(reads, cal, t, noans_share) for t in THRESHOLDS}
+    allowed = [t for t in THRESHOLDS if table[t]["false_refusal"] <= max_false_refusal]
+    return max(allowed or THRESHOLDS[:1], key=lambda t: (table[t]["prior_f1"], -t))
 
 
 def split_by_title(reads: list[Read]) -> tuple[list[Read], list[Read]]:
@@ -253,7 +283,8 @@ def run(args: argparse.Namespace) -> dict:
     share = args.noans_share
     fit_reads, test_reads = split_by_title(reads)
     cal = fit(fit_reads, args.c, share)
-    threshold = best_threshold([r for r in fit_reads if r.setting in PRODUCT], cal, share)
+    product = [r for r in fit_reads if r.setting in PRODUCT]
+    threshold = best_threshold(product, cal, share, args.max_false_refusal)
 
     def part(reads: list[Read], setting: str, c: Calibration, t: float) -> dict[str, float]:
         keep = PRODUCT if setting == "product" else (setting,)
@@ -274,6 +305,7 @@ def run(args: argparse.Namespace) -> dict:
         "bias": cal.bias,
         "threshold": threshold,
         "noans_share": share,
+        "max_false_refusal": args.max_false_refusal,
         "label": f"candidate span token F1 >= {CORRECT_F1} (never for unanswerable questions)",
         "fitted_on": {
             "data": "SQuAD v2.0 dev, held-out half (rag.training.data.split_v2_dev), fit articles",
@@ -300,7 +332,9 @@ def read_all(reader: SpanReader, args: argparse.Namespace) -> list[Read]:
     cache = Path(args.cache) if args.cache else None
     if cache and cache.is_file():
         return [_read_from(d) for d in json.loads(cache.read_text())]
-    items = sample_items(args.limit, args.distractors, args.seed, Path(args.data_dir))
+    settings = get_settings()
+    encoder = Encoder(settings.embedding_model, settings.embedding_batch_size)
+    items = sample_items(args.limit, args.distractors, args.seed, Path(args.data_dir), encoder)
     t0 = time.perf_counter()
     reads: list[Read] = []
     for n, item in enumerate(items, 1):
@@ -321,7 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rag.readers.calibrate", description=__doc__)
     p.add_argument("--model", default="models/reader", help="reader folder (gets calibration.json)")
     p.add_argument("--limit", type=int, default=1500, help="held-out questions to sample (0 = all)")
-    p.add_argument("--distractors", type=int, default=2, help="other paragraphs per question")
+    p.add_argument(
+        "--distractors",
+        type=int,
+        default=4,
+        help="other paragraphs per question (4: five passages, as the service reads by default)",
+    )
     p.add_argument("--top", type=int, default=5, help="candidate spans per read")
     p.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the fit")
     p.add_argument("--seed", type=int, default=7)
@@ -336,6 +375,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.2,
         help="expected share of unanswerable questions in use (weights the fit and threshold)",
+    )
+    p.add_argument(
+        "--max-false-refusal",
+        type=float,
+        default=0.05,
+        help="largest share of answerable questions the threshold may refuse (on the fit half)",
     )
     p.add_argument("--cache", default="", help="JSON file of the reads (reused when it exists)")
     p.add_argument("--dry-run", action="store_true", help="print, do not write calibration.json")

@@ -32,8 +32,16 @@ from rag.sentences import split_sentences
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
-FEATURES = ("margin_window", "margin_min", "gap", "type_fit", "log_p_window", "overlap")
-FALLBACK_CALIBRATION = {"weights": [1.0, 0.0, 0.0, 0.0, 0.0, 0.0], "bias": 0.0}
+FEATURES = (
+    "margin_window",
+    "margin_min",
+    "gap",
+    "type_fit",
+    "log_p_window",
+    "overlap",
+    "passage_rank",
+)
+FALLBACK_CALIBRATION = {"weights": [1.0] + [0.0] * (len(FEATURES) - 1), "bias": 0.0}
 PRECISIONS: tuple[str, ...] = get_args(ReaderPrecision)  # auto, fp32, bf16, int8
 OVERLAP_STEM = 5  # characters kept per word when matching question words in the sentence
 MAX_QUESTION_SHARE = 0.5  # of ``max_length``: longer questions are cut (rare)
@@ -181,6 +189,7 @@ def span_features(
     logits: Logits,
     window: int,
     best: float,
+    rank: int,
 ) -> tuple[float, ...]:
     """The calibration features of one span, in :data:`FEATURES` order.
 
@@ -188,7 +197,9 @@ def span_features(
     ``margin_min``: lead over the lowest no-answer logit of all windows; ``gap``: how far it
     trails the best span of all windows; ``type_fit``: :func:`answer_type_fit`;
     ``log_p_window``: its log-probability under its window's start and end softmaxes;
-    ``overlap``: the share of the question's content words found in the span's ``sentence``.
+    ``overlap``: the share of the question's content words found in the span's ``sentence``;
+    ``passage_rank``: ``1 / (1 + rank)`` of the span's passage, the reader's passages coming
+    best-first from retrieval.
     """
     return (
         logit - logits.null[window],
@@ -197,6 +208,7 @@ def span_features(
         float(answer_type_fit(question, answer)),
         logit - logits.norm[window],
         overlap(question, sentence, OVERLAP_STEM),
+        1.0 / (1 + rank),
     )
 
 
@@ -400,6 +412,8 @@ class SpanReader:
         if not raw:
             return []
         best = max(c.logit for c in raw)
+        readable = [i for i, t in enumerate(texts) if t.strip()]
+        rank = {i: r for r, i in enumerate(readable)}  # an empty passage takes no rank
         sentences: dict[int, list[tuple[int, int]]] = {}
         out: list[Candidate] = []
         for c in raw:
@@ -411,7 +425,14 @@ class SpanReader:
                 sentences[c.passage_index] = split_sentences(text)
             a, b = sentence_around(sentences[c.passage_index], c.start, c.end)
             c.features = span_features(
-                question, text[c.start : c.end], text[a:b], c.logit, logits, c.window, best
+                question,
+                text[c.start : c.end],
+                text[a:b],
+                c.logit,
+                logits,
+                c.window,
+                best,
+                rank[c.passage_index],
             )
             c.score = self.calibration.score(c.features)
             out.append(c)
