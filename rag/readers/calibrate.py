@@ -5,16 +5,18 @@ Each sampled question is read from ONE forward pass in three settings: its own p
 distractors alone (``absent``: unanswerable, as when the documents lack the answer). The
 distractors are the paragraphs of the same article most similar to the question under the
 service's embedding model (never one that holds the answer), and every setting's passages are
-ordered by that similarity, best first, as retrieval hands them to the reader. Every top candidate span becomes a row (features of
-:func:`rag.readers.span.span_features`, label: token F1 >= 0.5 against a gold answer; never for
-an unanswerable question); a logistic regression on the rows of one half of the articles is
-the calibration, and the abstention threshold maximises SQuAD2 F1 of ``mixed`` + ``absent``
-(``product``) on that half, reweighted to ``--noans-share`` unanswerable questions (SQuAD v2
-has ~50%, a document QA service far fewer; the logistic fit is weighted the same way), among the
-thresholds that refuse at most ``--max-false-refusal`` of its answerable questions.
-Figures are printed for the other half (never fitted on).
+ordered by that similarity, best first, as retrieval hands them to the reader.
 
-    python -m rag.readers.calibrate --model models/reader --limit 1500
+Every top candidate span becomes a row (features of :func:`rag.readers.span.span_features`,
+label: token F1 >= 0.5 against a gold answer; never for an unanswerable question). A logistic
+regression on the rows of one half of the articles is the calibration. The abstention threshold
+maximises SQuAD2 F1 of ``mixed`` + ``absent`` (``product``) on that half, reweighted to
+``--noans-share`` unanswerable questions (SQuAD v2 has ~50%, a document QA service far fewer; the
+logistic fit is weighted the same way), among the thresholds that refuse at most
+``--max-false-refusal`` of its answerable questions. Figures are printed for the other half
+(never fitted on).
+
+    python -m rag.readers.calibrate --model models/reader --limit 2000
 """
 
 from __future__ import annotations
