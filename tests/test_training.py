@@ -311,3 +311,26 @@ def test_repeat_draws_a_small_pool_more_than_once():
     assert len({e.qid for e in once}) == len(once)  # one pass: every question once
     assert len(twice) == 2 * len(once)  # the pool is smaller than 20,000: both passes used
     assert {e.qid for e in twice} == {e.qid for e in once}
+
+
+def test_similar_negatives_pick_the_answer_free_paragraph_sharing_most_question_words():
+    article = _article(
+        "Harbour",
+        [
+            (
+                "The lighthouse at Kestrel Point was built in 1874 by Mara Quill.",
+                [
+                    ("When was the lighthouse at Kestrel Point built?", "1874"),
+                ],
+            ),
+            ("Fishing boats leave the harbour at dawn and return at noon.", []),
+            ("The Kestrel Point lighthouse keeper's cottage was restored in 1990.", []),
+            ("A second lighthouse was planned in 1874 but never built.", []),
+        ],
+    )
+    negs = D.similar_paragraph_negatives([article])
+    assert [n.qid for n in negs] == ["Harbour-0-0-negs2"]  # 1874 occurs in paragraph 3
+    neg = negs[0]
+    assert neg.is_impossible and neg.source == "neg_similar"
+    assert neg.context.startswith("The Kestrel Point lighthouse keeper")
+    assert "neg_similar" in D.POOLS and "neg_similar" not in D.DEFAULT_MIX

@@ -53,15 +53,15 @@ def _train(args: argparse.Namespace) -> int:
 
 def _pool_items(text: str, kind: type) -> dict[str, float]:
     """``"squad=0.4,neg_para=0.2"`` -> {pool: value}, every pool a known one, values >= 0."""
-    from rag.training.data import DEFAULT_MIX
+    from rag.training.data import POOLS
 
     items: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = item.partition("=")
         name = name.strip()
-        if not sep or name not in DEFAULT_MIX:
+        if not sep or name not in POOLS:
             raise argparse.ArgumentTypeError(
-                f"bad item {item!r}: use POOL=VALUE with POOL in {', '.join(DEFAULT_MIX)}"
+                f"bad item {item!r}: use POOL=VALUE with POOL in {', '.join(POOLS)}"
             )
         try:
             number = kind(value)
@@ -75,9 +75,9 @@ def _pool_items(text: str, kind: type) -> dict[str, float]:
 
 def parse_mix(text: str) -> dict[str, float]:
     """``"squad=0.4,neg_para=0.2"`` -> shares of the training examples per pool (others 0)."""
-    from rag.training.data import DEFAULT_MIX
+    from rag.training.data import POOLS
 
-    mix = {name: 0.0 for name in DEFAULT_MIX} | _pool_items(text, float)
+    mix = {name: 0.0 for name in POOLS} | _pool_items(text, float)
     if sum(mix.values()) <= 0:
         raise argparse.ArgumentTypeError("the mix needs at least one positive share")
     return mix

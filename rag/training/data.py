@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -22,10 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import get_settings
+from rag.readers.words import content_words
 
 DATA_DIR = get_settings().qa_data_dir
 SQUAD_TRAIN = "squad-v1.1-train-from-explorer.json.gz"
 SQUAD_V2_DEV = "squad-v2.0-dev-from-explorer.json.gz"
+SIMILAR_STEM = 5  # characters kept per word when matching question and paragraph words
 SHIFTS = ("new_wiki_v1.0.json.gz", "reddit_v1.0.json.gz", "amazon_reviews_v1.0.json.gz")
 
 # Share of the training *examples* drawn from each pool (before windowing).
@@ -36,6 +39,9 @@ DEFAULT_MIX: dict[str, float] = {
     "neg_entity": 0.12,  # question's entity swapped for another entity of the article (unanswerable)
     "v2dev": 0.15,  # the train half of SQuAD v2.0 dev (answerable + real unanswerable)
 }
+# Every pool a mix may name: the default's, and "neg_similar" (question paired with the
+# paragraph of its article that shares most of its words but lacks the answer).
+POOLS: tuple[str, ...] = (*DEFAULT_MIX, "neg_similar")
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,53 @@ def paragraph_negatives(
                             )
                         )
                         break
+    return out
+
+
+def similar_paragraph_negatives(
+    articles: Sequence[dict], source: str = "neg_similar"
+) -> list[QAExample]:
+    """Pair each answerable question with the paragraph of its article, other than its own and
+    lacking every answer, that shares the most question words (weighted by rarity in the
+    article): a negative that lexical retrieval would rank high, as in the service.
+    """
+    out: list[QAExample] = []
+    for article in articles:
+        paras = article["paragraphs"]
+        if len(paras) < 2:
+            continue
+        words = [content_words(p["context"], SIMILAR_STEM) for p in paras]
+        df: dict[str, int] = {}
+        for ws in words:
+            for w in ws:
+                df[w] = df.get(w, 0) + 1
+        idf = {w: math.log((1 + len(paras)) / (1 + n)) + 1 for w, n in df.items()}
+        for pi, para in enumerate(paras):
+            for qa in para["qas"]:
+                answers = [a["text"] for a in qa.get("answers", []) if a.get("text")]
+                if qa.get("is_impossible") or not answers:
+                    continue
+                q = content_words(qa["question"], SIMILAR_STEM)
+                scored = [
+                    (sum(idf[w] for w in q & ws), -pj)
+                    for pj, ws in enumerate(words)
+                    if pj != pi and not answer_occurs(answers, paras[pj]["context"])
+                ]
+                if not scored:
+                    continue
+                best, neg_pj = max(scored)
+                if best <= 0:
+                    continue
+                pj = -neg_pj
+                out.append(
+                    QAExample(
+                        f"{qa['id']}-negs{pj}",
+                        article["title"],
+                        qa["question"].strip(),
+                        paras[pj]["context"],
+                        source=source,
+                    )
+                )
     return out
 
 
@@ -332,16 +385,21 @@ def build_training_examples(
     for name in SHIFTS:
         shift_articles.extend(load_articles(data_dir / name))
 
-    pools: dict[str, list[QAExample]] = {
-        "squad": examples_from_articles(squad_articles, "squad"),
-        "shifts": [e for e in examples_from_articles(shift_articles, "shifts") if e.answers],
-        "neg_para": paragraph_negatives(squad_articles, random.Random(seed + 1)),
-        "neg_entity": entity_swap_negatives(squad_articles, random.Random(seed + 2)),
-        "v2dev": examples_from_articles(v2_train, "v2dev-train"),
+    builders = {
+        "squad": lambda: examples_from_articles(squad_articles, "squad"),
+        "shifts": lambda: [
+            e for e in examples_from_articles(shift_articles, "shifts") if e.answers
+        ],
+        "neg_para": lambda: paragraph_negatives(squad_articles, random.Random(seed + 1)),
+        "neg_entity": lambda: entity_swap_negatives(squad_articles, random.Random(seed + 2)),
+        "neg_similar": lambda: similar_paragraph_negatives(squad_articles),
+        "v2dev": lambda: examples_from_articles(v2_train, "v2dev-train"),
     }
     chosen: list[QAExample] = []
     for name in sorted(mix):
-        pool = pools[name]
+        if mix[name] <= 0:
+            continue
+        pool = builders[name]()
         random.Random(f"{seed}-{name}").shuffle(pool)
         passes = [pool]
         for k in range(1, repeat.get(name, 1)):
