@@ -190,17 +190,18 @@ def similar_paragraph_negatives(
                 if qa.get("is_impossible") or not answers:
                     continue
                 q = content_words(qa["question"], SIMILAR_STEM)
-                scored = [
-                    (sum(idf[w] for w in q & ws), -pj)
-                    for pj, ws in enumerate(words)
+                others = [
+                    pj
+                    for pj in range(len(paras))
                     if pj != pi and not answer_occurs(answers, paras[pj]["context"])
                 ]
-                if not scored:
+                if not others:
                     continue
-                best, neg_pj = max(scored)
-                if best <= 0:
+                # The highest idf-weighted overlap (summed in sorted order: set order varies
+                # between processes); ties go to the first paragraph.
+                pj = max(others, key=lambda j: sum(idf[w] for w in sorted(q & words[j])))
+                if not q & words[pj]:
                     continue
-                pj = -neg_pj
                 out.append(
                     QAExample(
                         f"{qa['id']}-negs{pj}",
