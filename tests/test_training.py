@@ -334,3 +334,44 @@ def test_similar_negatives_pick_the_answer_free_paragraph_sharing_most_question_
     assert neg.is_impossible and neg.source == "neg_similar"
     assert neg.context.startswith("The Kestrel Point lighthouse keeper")
     assert "neg_similar" in D.POOLS and "neg_similar" not in D.DEFAULT_MIX
+
+
+def test_sentence_negatives_cut_the_answer_sentence_from_the_question_paragraph():
+    article = _article(
+        "Harbour",
+        [
+            (
+                "Kestrel Point has a lighthouse. It was built in 1874 by Mara Quill. "
+                "The keeper's cottage was restored later. Boats leave at dawn.",
+                [
+                    ("When was the lighthouse at Kestrel Point built?", "1874"),
+                    ("Who built the lighthouse?", "Mara Quill"),
+                    ("What does Kestrel Point have?", "a lighthouse"),
+                ],
+            ),
+            ("Mara Quill built it. In 1874.", [("Who built it?", "Mara Quill")]),
+        ],
+    )
+    negs = D.answer_sentence_negatives([article])
+    # The third answer sits in the first sentence; the short paragraph keeps one sentence only.
+    assert [n.qid for n in negs] == ["Harbour-0-0-negc0", "Harbour-0-1-negc0", "Harbour-0-2-negc0"]
+    assert negs[0].context == (
+        "Kestrel Point has a lighthouse. The keeper's cottage was restored later. Boats leave at dawn."
+    )
+    assert negs[0].context == negs[1].context
+    assert negs[2].context.startswith("It was built in 1874")
+    assert all(n.is_impossible and n.source == "neg_sentence" for n in negs)
+    assert "neg_sentence" in D.POOLS and "neg_sentence" not in D.DEFAULT_MIX
+
+
+def test_sentence_negatives_skip_a_remainder_that_still_holds_the_answer():
+    article = _article(
+        "Harbour",
+        [
+            (
+                "The lighthouse was built in 1874. The pier dates from 1874 too. Boats leave at dawn.",
+                [("When was the lighthouse built?", "1874")],
+            )
+        ],
+    )
+    assert D.answer_sentence_negatives([article]) == []

@@ -24,6 +24,7 @@ import numpy as np
 
 from rag.config import get_settings
 from rag.readers.words import content_words
+from rag.sentences import split_sentences
 
 DATA_DIR = get_settings().qa_data_dir
 SQUAD_TRAIN = "squad-v1.1-train-from-explorer.json.gz"
@@ -39,9 +40,11 @@ DEFAULT_MIX: dict[str, float] = {
     "neg_entity": 0.12,  # question's entity swapped for another entity of the article (unanswerable)
     "v2dev": 0.15,  # the train half of SQuAD v2.0 dev (answerable + real unanswerable)
 }
-# Every pool a mix may name: the default's, and "neg_similar" (question paired with the
-# paragraph of its article that shares most of its words but lacks the answer).
-POOLS: tuple[str, ...] = (*DEFAULT_MIX, "neg_similar")
+# Every pool a mix may name: the default's, "neg_similar" (question paired with the paragraph
+# of its article that shares most of its words but lacks the answer) and "neg_sentence" (its
+# own paragraph with the sentence that holds the answer cut out).
+POOLS: tuple[str, ...] = (*DEFAULT_MIX, "neg_similar", "neg_sentence")
+MIN_SENTENCES_LEFT = 2  # a paragraph cut down to fewer sentences gives no neg_sentence example
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,44 @@ def similar_paragraph_negatives(
                         article["title"],
                         qa["question"].strip(),
                         paras[pj]["context"],
+                        source=source,
+                    )
+                )
+    return out
+
+
+def answer_sentence_negatives(
+    articles: Sequence[dict], source: str = "neg_sentence"
+) -> list[QAExample]:
+    """Pair each answerable question with its own paragraph minus the sentence(s) holding the
+    answer: the same topic, names and wording, only the answer gone, as when the service
+    retrieves the right article but a neighbouring chunk. The remaining sentences keep their
+    order, joined by a space; examples whose remainder still contains a reference answer, or
+    keeps fewer than :data:`MIN_SENTENCES_LEFT` sentences, are skipped.
+    """
+    out: list[QAExample] = []
+    for article in articles:
+        for pi, para in enumerate(article["paragraphs"]):
+            context = para["context"]
+            sentences = split_sentences(context)
+            for qa in para["qas"]:
+                answers = [a for a in qa.get("answers", []) if a.get("text")]
+                if qa.get("is_impossible") or not answers:
+                    continue
+                a0 = int(answers[0]["answer_start"])
+                a1 = a0 + len(answers[0]["text"])
+                kept = [(s, e) for s, e in sentences if e <= a0 or s >= a1]
+                rest = " ".join(context[s:e] for s, e in kept)
+                if len(kept) < MIN_SENTENCES_LEFT or answer_occurs(
+                    [a["text"] for a in answers], rest
+                ):
+                    continue
+                out.append(
+                    QAExample(
+                        f"{qa['id']}-negc{pi}",
+                        article["title"],
+                        qa["question"].strip(),
+                        rest,
                         source=source,
                     )
                 )
@@ -394,6 +435,7 @@ def build_training_examples(
         "neg_para": lambda: paragraph_negatives(squad_articles, random.Random(seed + 1)),
         "neg_entity": lambda: entity_swap_negatives(squad_articles, random.Random(seed + 2)),
         "neg_similar": lambda: similar_paragraph_negatives(squad_articles),
+        "neg_sentence": lambda: answer_sentence_negatives(squad_articles),
         "v2dev": lambda: examples_from_articles(v2_train, "v2dev-train"),
     }
     chosen: list[QAExample] = []
