@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     reader_precision: ReaderPrecision = "auto"
     # The span reader abstains under this calibrated confidence (chosen on held-out SQuAD data:
     # models/reader/calibration.json).
-    abstain_threshold: float = Field(0.27, ge=0, le=1)
+    abstain_threshold: float = Field(0.25, ge=0, le=1)
 
     # Reader training and calibration data (SQuAD-format gzip JSON): ../shared/qa-data by default
     qa_data_dir: Path = PROJECT_ROOT.parent / "shared" / "qa-data"
