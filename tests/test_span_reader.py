@@ -241,6 +241,20 @@ def test_alternatives_do_not_overlap(reader, documents) -> None:
 
 
 @needs_model
+def test_answers_a_question_that_names_the_passage_s_entity_otherwise(reader, documents) -> None:
+    # The question says "Beijing", the text "China": a reader trained on entity-swap negatives
+    # (stages 1-5) gave this passage a no-answer lead of 14 logits and refused.
+    name = "004_600d39537292fdeb.txt"
+    passage = _passage(name, documents[name], "put forward in 2023")
+    question = (
+        "In what year did Beijing put forward its well-known '12 points' on the Ukraine conflict?"
+    )
+    reading = reader.read(question, [passage])
+    assert reading.spans[0].text == "2023"
+    assert not reading.abstain
+
+
+@needs_model
 def test_abstains_when_the_passage_lacks_the_answer(reader, documents) -> None:
     name = "003_40868c46990d1f75.txt"
     passage = _passage(name, documents[name], "75th anniversary")
