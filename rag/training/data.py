@@ -133,6 +133,11 @@ def answer_occurs(answers: Iterable[str], context: str) -> bool:
     return any(_norm(a) and _norm(a) in ctx for a in answers)
 
 
+def _negative(qa: dict, title: str, suffix: str, context: str, source: str) -> QAExample:
+    """An unanswerable example: the question of ``qa`` over ``context``, id ``<qa id>-<suffix>``."""
+    return QAExample(f"{qa['id']}-{suffix}", title, qa["question"].strip(), context, source=source)
+
+
 def paragraph_negatives(
     articles: Sequence[dict], rng: random.Random, source: str = "neg_para", tries: int = 6
 ) -> list[QAExample]:
@@ -156,15 +161,7 @@ def paragraph_negatives(
                     pj = pj + 1 if pj >= pi else pj
                     ctx = paras[pj]["context"]
                     if not answer_occurs(answers, ctx):
-                        out.append(
-                            QAExample(
-                                f"{qa['id']}-negp{pj}",
-                                article["title"],
-                                qa["question"].strip(),
-                                ctx,
-                                source=source,
-                            )
-                        )
+                        out.append(_negative(qa, article["title"], f"negp{pj}", ctx, source))
                         break
     return out
 
@@ -205,15 +202,8 @@ def similar_paragraph_negatives(
                 pj = max(others, key=lambda j: sum(idf[w] for w in sorted(q & words[j])))
                 if not q & words[pj]:
                     continue
-                out.append(
-                    QAExample(
-                        f"{qa['id']}-negs{pj}",
-                        article["title"],
-                        qa["question"].strip(),
-                        paras[pj]["context"],
-                        source=source,
-                    )
-                )
+                context = paras[pj]["context"]
+                out.append(_negative(qa, article["title"], f"negs{pj}", context, source))
     return out
 
 
@@ -243,15 +233,7 @@ def answer_sentence_negatives(
                     [a["text"] for a in answers], rest
                 ):
                     continue
-                out.append(
-                    QAExample(
-                        f"{qa['id']}-negc{pi}",
-                        article["title"],
-                        qa["question"].strip(),
-                        rest,
-                        source=source,
-                    )
-                )
+                out.append(_negative(qa, article["title"], f"negc{pi}", rest, source))
     return out
 
 
