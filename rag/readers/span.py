@@ -53,6 +53,10 @@ _NUMERIC_Q = re.compile(
     r"month)|in what year)\b",
     re.IGNORECASE,
 )
+_WEEKDAY_Q = re.compile(r"\b(day of the week|week ?day)\b", re.IGNORECASE)
+_WEEKDAY_A = re.compile(
+    r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b", re.IGNORECASE
+)
 _PERSON_Q = re.compile(r"^\W*(who|whom|whose)\b|\b(by whom|to whom)\b", re.IGNORECASE)
 _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december|"
@@ -76,6 +80,8 @@ _CLOSERS = {v: k for k, v in _QUOTES.items()}
 
 def answer_type_fit(question: str, answer: str) -> int:
     """+1 when the answer has the type the question asks for, -1 when not, 0 when no type."""
+    if _WEEKDAY_Q.search(question):  # before the numeric types: "what day" asks for a date
+        return 1 if _WEEKDAY_A.search(answer) else -1
     if _PERSON_Q.search(question):
         person = _CAPITALISED_A.match(answer) and not _DATE_A.search(answer)
         return 1 if person else -1
