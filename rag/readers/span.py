@@ -80,7 +80,7 @@ _CLOSERS = {v: k for k, v in _QUOTES.items()}
 
 def answer_type_fit(question: str, answer: str) -> int:
     """+1 when the answer has the type the question asks for, -1 when not, 0 when no type."""
-    if _WEEKDAY_Q.search(question):  # before the numeric types: "what day" asks for a date
+    if _WEEKDAY_Q.search(question):  # first: the numeric pattern also matches "what day"
         return 1 if _WEEKDAY_A.search(answer) else -1
     if _PERSON_Q.search(question):
         person = _CAPITALISED_A.match(answer) and not _DATE_A.search(answer)
