@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
+    # Retrieved chunks of one document that overlap or touch are read as one passage.
+    merge_passages: bool = True
 
     # Reading
     reader: ReaderKind = "span"

@@ -9,6 +9,7 @@ from embeddings.encoder import Encoder
 from rag.answer import Answer, Citation, Passage, Timings
 from rag.config import RetrievalMode, Settings, get_settings
 from rag.documents import Document
+from rag.passages import merge_adjacent
 from rag.readers.base import Reader, Span
 from rag.retrieval import Retriever
 from rag.sentences import split_sentences
@@ -100,7 +101,7 @@ class AskPipeline:
     def search(
         self, query: str, mode: RetrievalMode | None = None, top_k: int | None = None
     ) -> list[Passage]:
-        """The top passages for a query."""
+        """The top passages for a query (chunks that touch merged, see :func:`merge_adjacent`)."""
         query = validate_question(query, self.settings.max_question_chars)
         self.warm_up()
         assert self.retriever is not None and self.store is not None
@@ -121,6 +122,9 @@ class AskPipeline:
                     score=hit.score,
                 )
             )
+        if self.settings.merge_passages:
+            documents = self.store.documents
+            passages = merge_adjacent(passages, lambda doc_id: documents[doc_id].text)
         return passages
 
     def ask(

@@ -27,7 +27,7 @@ def test_answer_is_verbatim_with_exact_citation(seed_pipeline, dev_questions):
     _check_citation(seed_pipeline, answer)
     assert 0.0 <= answer.score <= 1.0
     assert answer.timings_ms.total >= answer.timings_ms.retrieve > 0
-    assert len(answer.passages) == seed_pipeline.settings.top_k
+    assert 1 <= len(answer.passages) <= seed_pipeline.settings.top_k  # touching chunks merge
 
 
 def test_every_answered_dev_question_cites_verbatim(seed_pipeline, dev_questions):
