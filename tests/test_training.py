@@ -375,3 +375,34 @@ def test_sentence_negatives_skip_a_remainder_that_still_holds_the_answer():
         ],
     )
     assert D.answer_sentence_negatives([article]) == []
+
+
+def test_answer_excerpts_keep_the_answer_sentence_and_at_most_one_neighbour_each_side():
+    paragraph = (
+        "Kestrel Point has a lighthouse. It was built in 1874 by Mara Quill. "
+        "The keeper's cottage was restored later. Boats leave at dawn. The ferry is crimson."
+    )
+    article = _article(
+        "Harbour",
+        [
+            (
+                paragraph,
+                [
+                    ("When was the lighthouse at Kestrel Point built?", "1874"),
+                    ("What colour is the ferry?", "crimson"),
+                ],
+            ),
+            ("Mara Quill built it.", [("Who built it?", "Mara Quill")]),  # nothing to cut
+        ],
+    )
+    for seed in range(20):
+        exc = D.answer_excerpts([article], random.Random(seed))
+        assert [e.qid for e in exc] == ["Harbour-0-0-exc0", "Harbour-0-1-exc0"]
+        for e in exc:
+            assert not e.is_impossible and e.source == "pos_excerpt"
+            assert e.context in paragraph and e.context != paragraph
+            assert e.context[e.answer_start :].startswith(e.answer_text)
+        assert "It was built in 1874 by Mara Quill." in exc[0].context
+        assert "Boats leave" not in exc[0].context  # two sentences away from the answer
+        assert exc[1].context.endswith("The ferry is crimson.")
+    assert "pos_excerpt" in D.POOLS and "pos_excerpt" not in D.DEFAULT_MIX

@@ -41,10 +41,12 @@ DEFAULT_MIX: dict[str, float] = {
     "v2dev": 0.15,  # the train half of SQuAD v2.0 dev (answerable + real unanswerable)
 }
 # Every pool a mix may name: the default's, "neg_similar" (question paired with the paragraph
-# of its article that shares most of its words but lacks the answer) and "neg_sentence" (its
-# own paragraph with the sentence that holds the answer cut out).
-POOLS: tuple[str, ...] = (*DEFAULT_MIX, "neg_similar", "neg_sentence")
+# of its article that shares most of its words but lacks the answer), "neg_sentence" (its
+# own paragraph with the sentence that holds the answer cut out) and "pos_excerpt" (answerable:
+# only the answer's sentence and a neighbour or two of its paragraph, as a retrieved chunk).
+POOLS: tuple[str, ...] = (*DEFAULT_MIX, "neg_similar", "neg_sentence", "pos_excerpt")
 MIN_SENTENCES_LEFT = 2  # a paragraph cut down to fewer sentences gives no neg_sentence example
+EXCERPT_NEIGHBOURS = 1  # pos_excerpt keeps up to this many sentences on each side of the answer
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,49 @@ def answer_sentence_negatives(
     return out
 
 
+def answer_excerpts(
+    articles: Sequence[dict], rng: random.Random, source: str = "pos_excerpt"
+) -> list[QAExample]:
+    """Pair each answerable question with an excerpt of its own paragraph: the sentence(s)
+    holding the answer and up to :data:`EXCERPT_NEIGHBOURS` sentences on each side (drawn at
+    random), as the service's chunks cut a document. Names the question takes from the rest of
+    the paragraph may be missing, yet the answer stands: the lesson against reading a missing
+    name as "no answer". Excerpts that are the whole paragraph are skipped.
+    """
+    out: list[QAExample] = []
+    for article in articles:
+        for pi, para in enumerate(article["paragraphs"]):
+            context = para["context"]
+            sentences = split_sentences(context)
+            for qa in para["qas"]:
+                answers = [a for a in qa.get("answers", []) if a.get("text")]
+                if qa.get("is_impossible") or not answers:
+                    continue
+                a0 = int(answers[0]["answer_start"])
+                a1 = a0 + len(answers[0]["text"])
+                held = [i for i, (s, e) in enumerate(sentences) if s < a1 and a0 < e]
+                if not held:
+                    continue
+                first = max(0, held[0] - rng.randint(0, EXCERPT_NEIGHBOURS))
+                last = min(len(sentences) - 1, held[-1] + rng.randint(0, EXCERPT_NEIGHBOURS))
+                start, end = sentences[first][0], sentences[last][1]
+                if start == sentences[0][0] and end == sentences[-1][1]:
+                    continue
+                out.append(
+                    QAExample(
+                        f"{qa['id']}-exc{pi}",
+                        article["title"],
+                        qa["question"].strip(),
+                        context[start:end],
+                        answers[0]["text"],
+                        a0 - start,
+                        tuple(a["text"] for a in answers),
+                        source,
+                    )
+                )
+    return out
+
+
 # A run of capitalised words (allowing short lower-case joiners like "of" inside), e.g.
 # "University of Notre Dame", "Beyoncé", "New York City".
 _ENTITY_RE = re.compile(
@@ -418,6 +463,7 @@ def build_training_examples(
         "neg_entity": lambda: entity_swap_negatives(squad_articles, random.Random(seed + 2)),
         "neg_similar": lambda: similar_paragraph_negatives(squad_articles),
         "neg_sentence": lambda: answer_sentence_negatives(squad_articles),
+        "pos_excerpt": lambda: answer_excerpts(squad_articles, random.Random(seed + 3)),
         "v2dev": lambda: examples_from_articles(v2_train, "v2dev-train"),
     }
     chosen: list[QAExample] = []
