@@ -13,6 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = PROJECT_ROOT / "seeds"
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
+Fusion = Literal["convex", "rrf"]
 ReaderKind = Literal["span", "sentence"]
 IndexKind = Literal["flat", "hnsw", "ivf"]
 ReaderPrecision = Literal["auto", "fp32", "bf16", "int8"]
@@ -42,6 +43,8 @@ class Settings(BaseSettings):
     retrieval_mode: RetrievalMode = "hybrid"
     top_k: int = Field(5, ge=1, le=50)
     candidates: int = Field(20, ge=1)
+    # hybrid: convex (weighted mean of min-max normalised scores) or rrf (reciprocal rank fusion)
+    fusion: Fusion = "convex"
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)

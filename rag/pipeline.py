@@ -74,7 +74,13 @@ class AskPipeline:
         self.encoder.warm_up()
         self.store = open_index(s, self.encoder, rebuild=rebuild)
         self.retriever = Retriever(
-            self.store, self.encoder, s.candidates, s.rrf_k, s.dense_weight, s.bm25_weight
+            self.store,
+            self.encoder,
+            s.candidates,
+            s.rrf_k,
+            s.dense_weight,
+            s.bm25_weight,
+            s.fusion,
         )
         if self.reader is None:
             self.reader = make_reader(s, self.encoder)

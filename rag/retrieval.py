@@ -1,11 +1,12 @@
-"""Dense, BM25 and hybrid (reciprocal rank fusion) retrieval over an :class:`IndexStore`."""
+"""Dense, BM25 and hybrid retrieval over an :class:`IndexStore`; hybrid fuses the two rankings
+by a convex combination of their normalised scores (default) or by reciprocal rank fusion."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from embeddings.encoder import Encoder
-from rag.config import RetrievalMode
+from rag.config import Fusion, RetrievalMode
 from rag.store import IndexStore
 
 
@@ -28,6 +29,7 @@ class Retriever:
         rrf_k: int = 60,
         dense_weight: float = 1.0,
         bm25_weight: float = 1.0,
+        fusion: Fusion = "convex",
     ):
         self.store = store
         self.encoder = encoder
@@ -35,6 +37,9 @@ class Retriever:
         self.rrf_k = rrf_k
         self.dense_weight = dense_weight
         self.bm25_weight = bm25_weight
+        if fusion not in ("convex", "rrf"):
+            raise ValueError(f"unknown fusion {fusion!r}; use convex or rrf")
+        self.fusion = fusion
 
     def dense(self, query: str, k: int) -> list[Hit]:
         """Cosine similarity of the query's embedding with each chunk's."""
@@ -47,17 +52,37 @@ class Retriever:
         return [Hit(int(i), float(s)) for s, i in zip(scores, ids, strict=True)]
 
     def hybrid(self, query: str, k: int) -> list[Hit]:
-        """Weighted reciprocal rank fusion of the dense and BM25 rankings."""
+        """The dense and BM25 candidates fused by :meth:`convex` or :meth:`rrf`."""
         n = max(k, self.candidates)
-        fused: dict[int, float] = {}
-        for weight, hits in (
+        rankings = [
             (self.dense_weight, self.dense(query, n)),
             (self.bm25_weight, self.bm25(query, n)),
-        ):
-            for rank, hit in enumerate(hits, start=1):
-                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + weight / (self.rrf_k + rank)
+        ]
+        fused = self.convex(rankings) if self.fusion == "convex" else self.rrf(rankings)
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         return [Hit(i, s) for i, s in best]
+
+    def convex(self, rankings: list[tuple[float, list[Hit]]]) -> dict[int, float]:
+        """Weighted mean of min-max normalised scores, in [0, 1]: a ranking's best candidate
+        counts 1, its last 0, and a chunk it did not find 0 (a lone candidate counts 1)."""
+        total = sum(weight for weight, _ in rankings) or 1.0
+        fused: dict[int, float] = {}
+        for weight, hits in rankings:
+            if not hits:
+                continue
+            hi, lo = hits[0].score, hits[-1].score
+            for hit in hits:
+                norm = (hit.score - lo) / (hi - lo) if hi > lo else 1.0
+                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + weight / total * norm
+        return fused
+
+    def rrf(self, rankings: list[tuple[float, list[Hit]]]) -> dict[int, float]:
+        """Weighted reciprocal rank fusion: the sum of ``weight / (rrf_k + rank)``."""
+        fused: dict[int, float] = {}
+        for weight, hits in rankings:
+            for rank, hit in enumerate(hits, start=1):
+                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + weight / (self.rrf_k + rank)
+        return fused
 
     def search(self, query: str, k: int, mode: RetrievalMode = "hybrid") -> list[Hit]:
         strategies = {"dense": self.dense, "bm25": self.bm25, "hybrid": self.hybrid}

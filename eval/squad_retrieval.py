@@ -1,0 +1,89 @@
+"""Retrieval on a corpus Verbatim was not tuned on: the held-out half of SQuAD v2.0 dev.
+
+Each held-out article becomes one document (its title, then its paragraphs); every answerable
+question is asked of the whole corpus. A passage hits when it lies inside the question's own
+paragraph and contains a reference answer. Prints hit@1, hit@5 and MRR@5 per strategy:
+
+    python -m eval.squad_retrieval            # ~5 min on 2 cores (embeds ~1,300 chunks)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.config import get_settings
+from rag.pipeline import AskPipeline
+from rag.training import data as D
+
+
+@dataclass(frozen=True)
+class Probe:
+    question: str
+    doc_id: str
+    paragraph: str
+    answers: tuple[str, ...]
+
+
+def write_corpus(folder: Path, data_dir: Path) -> list[Probe]:
+    """One text file per held-out article in ``folder``; the answerable questions as probes."""
+    _, held = D.split_v2_dev(D.load_articles(data_dir / D.SQUAD_V2_DEV))
+    probes: list[Probe] = []
+    for i, article in enumerate(held):
+        name = f"{i:03d}_{re.sub(r'[^A-Za-z0-9]+', '_', article['title'])[:40]}.txt"
+        paragraphs = [p["context"] for p in article["paragraphs"]]
+        title = article["title"].replace("_", " ")
+        (folder / name).write_text("\n\n".join([title, *paragraphs]), encoding="utf-8")
+        for ex in D.examples_from_articles([article]):
+            if ex.answers:
+                probes.append(Probe(ex.question, name, ex.context, ex.answers))
+    return probes
+
+
+def first_hit(pipe: AskPipeline, probe: Probe, mode: str, k: int) -> int | None:
+    """Rank (1-based) of the first passage inside the probe's paragraph holding an answer."""
+    for rank, p in enumerate(pipe.search(probe.question, mode=mode, top_k=k), start=1):  # type: ignore[arg-type]
+        inside = p.doc_id == probe.doc_id and p.text in probe.paragraph
+        if inside and any(a in p.text for a in probe.answers):
+            return rank
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
+    ap.add_argument("--k", type=int, default=5)
+    args = ap.parse_args(argv)
+    base = get_settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus"
+        corpus.mkdir()
+        probes = write_corpus(corpus, base.qa_data_dir)[: args.limit or None]
+        strategies = [
+            ("dense", "dense", "convex"),
+            ("bm25", "bm25", "convex"),
+            ("hybrid rrf", "hybrid", "rrf"),
+            ("hybrid convex", "hybrid", "convex"),
+        ]
+        settings = base.model_copy(
+            update={"corpus_dir": corpus, "index_dir": Path(tmp) / "index", "merge_passages": False}
+        )
+        pipe = AskPipeline(settings)
+        pipe.warm_up()
+        print(f"{len(probes)} questions, {len(pipe.store.chunks)} chunks")  # type: ignore[union-attr]
+        print(f"{'strategy':14} hit@1  hit@{args.k}  mrr@{args.k}")
+        for label, mode, fusion in strategies:
+            pipe.retriever.fusion = fusion  # type: ignore[union-attr]
+            ranks = [first_hit(pipe, p, mode, args.k) for p in probes]
+            n = len(ranks)
+            h1 = sum(r == 1 for r in ranks) / n
+            hk = sum(r is not None for r in ranks) / n
+            mrr = sum(1 / r for r in ranks if r) / n
+            print(f"{label:14} {h1:.3f}  {hk:.3f}  {mrr:.3f}")
+
+
+if __name__ == "__main__":
+    main()
