@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     reader_stride: int = Field(128, ge=0)
     reader_max_answer_tokens: int = Field(30, ge=1)
     reader_threads: int | None = Field(None, ge=1)  # None: torch's default
-    # auto: bf16 autocast where the CPU has AVX512-BF16/AMX, else fp32; int8: dynamic
+    # auto: bf16 (encoder weights) where the CPU has AVX512-BF16/AMX, else fp32; int8: dynamic
     # quantisation (faster still, less accurate)
     reader_precision: ReaderPrecision = "auto"
     # The span reader abstains under this calibrated confidence (chosen on held-out SQuAD data:

@@ -188,6 +188,18 @@ def test_faster_precisions_find_the_same_answer(precision: str, documents) -> No
 
 
 @needs_model
+def test_bf16_casts_the_encoder_once_and_keeps_the_span_head_float32() -> None:
+    import torch
+
+    reader = SpanReader(str(MODEL), precision="bf16")
+    reader.warm_up()
+    assert {p.dtype for p in reader.model.bert.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in reader.model.qa_outputs.parameters()} == {torch.float32}
+    logits = reader.forward(ANNIVERSARY_Q, ["China and Russia marked the 75th anniversary."])
+    assert logits.start.dtype == torch.float32
+
+
+@needs_model
 def test_several_passages_in_one_forward_pass(reader, documents) -> None:
     answer_doc = "003_40868c46990d1f75.txt"
     passages = [
