@@ -209,6 +209,37 @@ def similar_paragraph_negatives(
     return out
 
 
+@dataclass(frozen=True)
+class _Answered:
+    """An answerable question in its paragraph, split into sentences; ``[start, end)`` is its
+    first reference answer in ``context``."""
+
+    qa: dict
+    title: str
+    paragraph: int
+    context: str
+    sentences: list[tuple[int, int]]
+    answers: tuple[str, ...]
+    start: int
+    end: int
+
+
+def _answered_in_sentences(articles: Sequence[dict]) -> Iterable[_Answered]:
+    """Every answerable question of ``articles`` with its paragraph's sentences."""
+    for article in articles:
+        for pi, para in enumerate(article["paragraphs"]):
+            context = para["context"]
+            sentences = split_sentences(context)
+            for qa in para["qas"]:
+                answers = [a for a in qa.get("answers", []) if a.get("text")]
+                if qa.get("is_impossible") or not answers:
+                    continue
+                start = int(answers[0]["answer_start"])
+                end = start + len(answers[0]["text"])
+                texts = tuple(a["text"] for a in answers)
+                yield _Answered(qa, article["title"], pi, context, sentences, texts, start, end)
+
+
 def answer_sentence_negatives(
     articles: Sequence[dict], source: str = "neg_sentence"
 ) -> list[QAExample]:
@@ -219,23 +250,12 @@ def answer_sentence_negatives(
     keeps fewer than :data:`MIN_SENTENCES_LEFT` sentences, are skipped.
     """
     out: list[QAExample] = []
-    for article in articles:
-        for pi, para in enumerate(article["paragraphs"]):
-            context = para["context"]
-            sentences = split_sentences(context)
-            for qa in para["qas"]:
-                answers = [a for a in qa.get("answers", []) if a.get("text")]
-                if qa.get("is_impossible") or not answers:
-                    continue
-                a0 = int(answers[0]["answer_start"])
-                a1 = a0 + len(answers[0]["text"])
-                kept = [(s, e) for s, e in sentences if e <= a0 or s >= a1]
-                rest = " ".join(context[s:e] for s, e in kept)
-                if len(kept) < MIN_SENTENCES_LEFT or answer_occurs(
-                    [a["text"] for a in answers], rest
-                ):
-                    continue
-                out.append(_negative(qa, article["title"], f"negc{pi}", rest, source))
+    for q in _answered_in_sentences(articles):
+        kept = [(s, e) for s, e in q.sentences if e <= q.start or s >= q.end]
+        rest = " ".join(q.context[s:e] for s, e in kept)
+        if len(kept) < MIN_SENTENCES_LEFT or answer_occurs(q.answers, rest):
+            continue
+        out.append(_negative(q.qa, q.title, f"negc{q.paragraph}", rest, source))
     return out
 
 
@@ -249,36 +269,28 @@ def answer_excerpts(
     name as "no answer". Excerpts that are the whole paragraph are skipped.
     """
     out: list[QAExample] = []
-    for article in articles:
-        for pi, para in enumerate(article["paragraphs"]):
-            context = para["context"]
-            sentences = split_sentences(context)
-            for qa in para["qas"]:
-                answers = [a for a in qa.get("answers", []) if a.get("text")]
-                if qa.get("is_impossible") or not answers:
-                    continue
-                a0 = int(answers[0]["answer_start"])
-                a1 = a0 + len(answers[0]["text"])
-                held = [i for i, (s, e) in enumerate(sentences) if s < a1 and a0 < e]
-                if not held:
-                    continue
-                first = max(0, held[0] - rng.randint(0, EXCERPT_NEIGHBOURS))
-                last = min(len(sentences) - 1, held[-1] + rng.randint(0, EXCERPT_NEIGHBOURS))
-                start, end = sentences[first][0], sentences[last][1]
-                if start == sentences[0][0] and end == sentences[-1][1]:
-                    continue
-                out.append(
-                    QAExample(
-                        f"{qa['id']}-exc{pi}",
-                        article["title"],
-                        qa["question"].strip(),
-                        context[start:end],
-                        answers[0]["text"],
-                        a0 - start,
-                        tuple(a["text"] for a in answers),
-                        source,
-                    )
-                )
+    for q in _answered_in_sentences(articles):
+        sentences = q.sentences
+        held = [i for i, (s, e) in enumerate(sentences) if s < q.end and q.start < e]
+        if not held:
+            continue
+        first = max(0, held[0] - rng.randint(0, EXCERPT_NEIGHBOURS))
+        last = min(len(sentences) - 1, held[-1] + rng.randint(0, EXCERPT_NEIGHBOURS))
+        start, end = sentences[first][0], sentences[last][1]
+        if start == sentences[0][0] and end == sentences[-1][1]:
+            continue
+        out.append(
+            QAExample(
+                f"{q.qa['id']}-exc{q.paragraph}",
+                q.title,
+                q.qa["question"].strip(),
+                q.context[start:end],
+                q.answers[0],
+                q.start - start,
+                q.answers,
+                source,
+            )
+        )
     return out
 
 
