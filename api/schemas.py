@@ -37,7 +37,13 @@ class AskRequest(BaseModel):
 
     question: str = Field(description="The question, in plain words.")
     top_k: int | None = Field(
-        None, ge=1, le=MAX_TOP_K, description="Passages to retrieve (default: the server's)."
+        None,
+        ge=1,
+        le=MAX_TOP_K,
+        description=(
+            "Passages to retrieve and read (default: the server's); when the reader is unsure "
+            "over them, it reads the server's second_pass_top_k once more."
+        ),
     )
     mode: Literal["hybrid", "dense", "bm25"] | None = Field(
         None, description="Retrieval mode (default: the server's, normally hybrid)."

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # Retrieval
     retrieval_mode: RetrievalMode = "hybrid"
     top_k: int = Field(5, ge=1, le=50)
+    # When the reader abstains over top_k passages, it reads this many once more (0: never).
+    second_pass_top_k: int = Field(7, ge=0, le=50)
     candidates: int = Field(20, ge=1)
     # hybrid: convex (weighted mean of min-max normalised scores) or rrf (reciprocal rank fusion)
     fusion: Fusion = "convex"

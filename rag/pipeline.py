@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from embeddings.encoder import Encoder
 from rag.answer import Answer, Citation, Passage, Timings
 from rag.config import RetrievalMode, Settings, get_settings
 from rag.documents import Document
 from rag.passages import merge_adjacent
-from rag.readers.base import Reader, Span
+from rag.readers.base import Reader, Reading, Span
 from rag.retrieval import Retriever
 from rag.sentences import split_sentences
 from rag.store import IndexStore, open_index
@@ -136,14 +137,31 @@ class AskPipeline:
     def ask(
         self, question: str, mode: RetrievalMode | None = None, top_k: int | None = None
     ) -> Answer:
-        """Answer a question from the documents, or abstain."""
+        """Answer a question from the documents, or abstain.
+
+        When the reader abstains over the ``top_k`` passages and ``second_pass_top_k`` is more,
+        it reads the passages that the deeper search adds, so only unsure questions pay for it.
+        """
         question = validate_question(question, self.settings.max_question_chars)
-        t0 = time.perf_counter()
-        passages = self.search(question, mode, top_k)
-        t1 = time.perf_counter()
+        self.warm_up()
         assert self.reader is not None
+        k = top_k or self.settings.top_k
+        t0 = time.perf_counter()
+        passages = self.search(question, mode, k)
+        t1 = time.perf_counter()
         reading = self.reader.read(question, passages)
         t2 = time.perf_counter()
+        retrieve_s, read_s = t1 - t0, t2 - t1
+        if reading.abstain and self.settings.second_pass_top_k > k:
+            deeper = self.search(question, mode, self.settings.second_pass_top_k)
+            added = [p for p in deeper if p not in passages]
+            t3 = time.perf_counter()
+            if added:
+                more = self.reader.read(question, added, first_rank=len(passages))
+                reading = combine_readings(reading, more, passages, added)
+                passages = passages + added
+            retrieve_s += t3 - t2
+            read_s += time.perf_counter() - t3
         cited = [self._cite(span, passages) for span in reading.spans]
         abstained = reading.abstain or not cited
         return Answer(
@@ -155,9 +173,9 @@ class AskPipeline:
             alternatives=cited if abstained else cited[1:],
             passages=passages,
             timings_ms=Timings(
-                retrieve=round((t1 - t0) * 1000, 2),
-                read=round((t2 - t1) * 1000, 2),
-                total=round((t2 - t0) * 1000, 2),
+                retrieve=round(retrieve_s * 1000, 2),
+                read=round(read_s * 1000, 2),
+                total=round((retrieve_s + read_s) * 1000, 2),
             ),
         )
 
@@ -186,3 +204,25 @@ class AskPipeline:
             sentence_start=s_start,
             sentence_end=s_end,
         )
+
+
+def combine_readings(
+    first: Reading, second: Reading, passages: list[Passage], added: list[Passage]
+) -> Reading:
+    """One reading of ``passages + added`` from a reading of each: spans best first, dropping any
+    that overlaps a better one in the same document; it abstains when both did."""
+    shifted = [replace(s, passage_index=s.passage_index + len(passages)) for s in second.spans]
+    every = passages + added
+    kept: list[Span] = []
+    for span in sorted([*first.spans, *shifted], key=lambda s: -s.score):
+        doc = every[span.passage_index].doc_id
+        if not any(
+            every[k.passage_index].doc_id == doc and k.start < span.end and span.start < k.end
+            for k in kept
+        ):
+            kept.append(span)
+    return Reading(
+        kept[: max(len(first.spans), len(second.spans))],
+        abstain=first.abstain and second.abstain,
+        score=max(first.score, second.score),
+    )

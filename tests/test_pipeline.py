@@ -81,3 +81,58 @@ def test_overlong_question_is_refused(seed_pipeline):
     limit = seed_pipeline.settings.max_question_chars
     with pytest.raises(QuestionError, match=f"limit is {limit}"):
         seed_pipeline.ask("why " * limit)
+
+
+def _pipeline_like(seed_pipeline: AskPipeline, **settings) -> AskPipeline:
+    """A pipeline over the same index, encoder and reader, with other settings."""
+    changed = seed_pipeline.settings.model_copy(update=settings)
+    pipe = AskPipeline(changed, encoder=seed_pipeline.encoder, reader=seed_pipeline.reader)
+    pipe.warm_up()
+    return pipe
+
+
+def test_an_unsure_question_is_read_again_over_more_passages(seed_pipeline, dev_questions):
+    q = next(q for q in dev_questions if q["id"] == "dev-009")  # its evidence ranks 6th or 7th
+    one_pass = _pipeline_like(seed_pipeline, second_pass_top_k=0).ask(q["question"])
+    assert one_pass.abstained
+    two_pass = _pipeline_like(seed_pipeline, second_pass_top_k=7).ask(q["question"])
+    assert not two_pass.abstained
+    assert two_pass.answer in q["answers"]
+    assert two_pass.citations[0].doc_id == q["doc"]
+    _check_citation(seed_pipeline, two_pass)
+    t = two_pass.timings_ms
+    assert t.total == pytest.approx(t.retrieve + t.read, abs=0.02)
+    assert t.read > one_pass.timings_ms.read  # it read twice
+
+
+def test_a_confident_answer_reads_top_k_passages_only(seed_pipeline, dev_questions):
+    q = next(q for q in dev_questions if q["id"] == "dev-002")
+    pipe = _pipeline_like(seed_pipeline, second_pass_top_k=7)
+    answer = pipe.ask(q["question"], top_k=3)
+    assert not answer.abstained and "75th" in answer.answer
+    first_three = pipe.search(q["question"], top_k=3)
+    assert answer.passages == first_three
+
+
+def test_combined_readings_shift_the_second_passages_and_drop_overlaps():
+    from rag.answer import Passage
+    from rag.pipeline import combine_readings
+    from rag.readers.base import Reading, Span
+
+    def passage(doc: str, start: int) -> Passage:
+        return Passage(doc_id=doc, title="", start=start, end=start + 100, text="x" * 100, score=0)
+
+    first_passages = [passage("a", 0), passage("b", 0)]
+    added = [passage("a", 50), passage("c", 0)]
+    first = Reading([Span(0, 60, 70, "x", 0.2), Span(1, 10, 20, "x", 0.1)], True, 0.2)
+    second = Reading([Span(0, 65, 75, "x", 0.6), Span(1, 5, 9, "x", 0.3)], False, 0.6)
+    combined = combine_readings(first, second, first_passages, added)
+    # a's 65-75 (second pass, now passage 2) beats and drops a's overlapping 60-70; no more
+    # spans than the longer reading had (the reader's own limit)
+    assert [(s.passage_index, s.start, s.score) for s in combined.spans] == [
+        (2, 65, 0.6),
+        (3, 5, 0.3),
+    ]
+    assert not combined.abstain and combined.score == 0.6
+    both_unsure = combine_readings(first, Reading([], True, 0.0), first_passages, added)
+    assert both_unsure.abstain and both_unsure.spans == first.spans

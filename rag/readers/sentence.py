@@ -22,7 +22,7 @@ class SentenceReader:
     def warm_up(self) -> None:
         self.encoder.warm_up()
 
-    def read(self, question: str, passages: list[Passage]) -> Reading:
+    def read(self, question: str, passages: list[Passage], first_rank: int = 0) -> Reading:
         """Best sentences first; abstains when even the best scores under the threshold."""
         candidates: list[tuple[int, int, int, str]] = []
         seen: set[tuple[str, int]] = set()

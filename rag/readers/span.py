@@ -365,13 +365,14 @@ class SpanReader:
             )
 
     # -- reading ---------------------------------------------------------------------------
-    def read(self, question: str, passages: list[Passage]) -> Reading:
-        """Best spans first (calibrated scores); abstains when the best scores under threshold."""
+    def read(self, question: str, passages: list[Passage], first_rank: int = 0) -> Reading:
+        """Best spans first (calibrated scores); abstains when the best scores under threshold.
+        ``first_rank``: the retrieval rank of ``passages[0]`` (the ``passage_rank`` feature)."""
         if not passages:
             return Reading([], abstain=True, score=0.0)
         self.warm_up()
         logits = self.forward(question, [p.text for p in passages])
-        candidates = self.decode(question, [p.text for p in passages], logits)
+        candidates = self.decode(question, [p.text for p in passages], logits, first_rank)
         spans = select_spans(candidates, passages, self.top_n)
         if not spans:
             return Reading([], abstain=True, score=0.0)
@@ -426,14 +427,17 @@ class SpanReader:
         windows = enc["overflow_to_sample_mapping"].tolist()
         return Logits(start, end, null, windows, offsets, context, norm)
 
-    def decode(self, question: str, texts: list[str], logits: Logits) -> list[Candidate]:
-        """Candidate spans of every window, trimmed and calibrated, best first (may overlap)."""
+    def decode(
+        self, question: str, texts: list[str], logits: Logits, first_rank: int = 0
+    ) -> list[Candidate]:
+        """Candidate spans of every window, trimmed and calibrated, best first (may overlap);
+        the passages' retrieval ranks start at ``first_rank``."""
         raw = self._top_spans(logits)
         if not raw:
             return []
         best = max(c.logit for c in raw)
         readable = [i for i, t in enumerate(texts) if t.strip()]
-        rank = {i: r for r, i in enumerate(readable)}  # an empty passage takes no rank
+        rank = {i: r for r, i in enumerate(readable, first_rank)}  # an empty one takes no rank
         sentences: dict[int, list[tuple[int, int]]] = {}
         out: list[Candidate] = []
         for c in raw:
