@@ -102,7 +102,7 @@ class AskResponse(Answer):
                             "start": 2907,
                             "end": 3029,
                             "text": _CITATION_EXAMPLE["passage"],
-                            "score": 0.0328,
+                            "score": 0.993,
                         }
                     ],
                     "timings_ms": {"retrieve": 12.4, "read": 35.1, "total": 47.5},
