@@ -12,7 +12,7 @@ from rag.config import RetrievalMode, Settings, get_settings
 from rag.documents import Document
 from rag.passages import merge_adjacent
 from rag.readers.base import Reader, Reading, Span
-from rag.retrieval import Retriever
+from rag.retrieval import Hit, Retriever
 from rag.sentences import split_sentences
 from rag.store import IndexStore, open_index
 
@@ -110,29 +110,7 @@ class AskPipeline:
     ) -> list[Passage]:
         """The top passages for a query (chunks that touch merged, see :func:`merge_adjacent`)."""
         query = validate_question(query, self.settings.max_question_chars)
-        self.warm_up()
-        assert self.retriever is not None and self.store is not None
-        hits = self.retriever.search(
-            query, top_k or self.settings.top_k, mode or self.settings.retrieval_mode
-        )
-        passages = []
-        for hit in hits:
-            chunk = self.store.chunks[hit.chunk_id]
-            title = self.store.documents[chunk.doc_id].title
-            passages.append(
-                Passage(
-                    doc_id=chunk.doc_id,
-                    title=title,
-                    start=chunk.start,
-                    end=chunk.end,
-                    text=chunk.text,
-                    score=hit.score,
-                )
-            )
-        if self.settings.merge_passages:
-            documents = self.store.documents
-            passages = merge_adjacent(passages, lambda doc_id: documents[doc_id].text)
-        return passages
+        return self._passages(self._hits(query, mode, top_k or self.settings.top_k))
 
     def ask(
         self, question: str, mode: RetrievalMode | None = None, top_k: int | None = None
@@ -140,28 +118,23 @@ class AskPipeline:
         """Answer a question from the documents, or abstain.
 
         When the reader abstains over the ``top_k`` passages and ``second_pass_top_k`` is more,
-        it reads the passages that the deeper search adds, so only unsure questions pay for it.
+        it reads the passages that the deeper ranking adds, so only unsure questions pay for it.
         """
         question = validate_question(question, self.settings.max_question_chars)
-        self.warm_up()
-        assert self.reader is not None
         k = top_k or self.settings.top_k
         t0 = time.perf_counter()
-        passages = self.search(question, mode, k)
+        hits = self._hits(question, mode, max(k, self.settings.second_pass_top_k))
+        passages = self._passages(hits[:k])
         t1 = time.perf_counter()
+        assert self.reader is not None
         reading = self.reader.read(question, passages)
-        t2 = time.perf_counter()
-        retrieve_s, read_s = t1 - t0, t2 - t1
-        if reading.abstain and self.settings.second_pass_top_k > k:
-            deeper = self.search(question, mode, self.settings.second_pass_top_k)
-            added = [p for p in deeper if p not in passages]
-            t3 = time.perf_counter()
+        if reading.abstain and len(hits) > k:
+            added = [p for p in self._passages(hits) if p not in passages]
             if added:
                 more = self.reader.read(question, added, first_rank=len(passages))
                 reading = combine_readings(reading, more, passages, added)
                 passages = passages + added
-            retrieve_s += t3 - t2
-            read_s += time.perf_counter() - t3
+        t2 = time.perf_counter()
         cited = [self._cite(span, passages) for span in reading.spans]
         abstained = reading.abstain or not cited
         return Answer(
@@ -173,11 +146,37 @@ class AskPipeline:
             alternatives=cited if abstained else cited[1:],
             passages=passages,
             timings_ms=Timings(
-                retrieve=round(retrieve_s * 1000, 2),
-                read=round(read_s * 1000, 2),
-                total=round((retrieve_s + read_s) * 1000, 2),
+                retrieve=round((t1 - t0) * 1000, 2),
+                read=round((t2 - t1) * 1000, 2),
+                total=round((t2 - t0) * 1000, 2),
             ),
         )
+
+    def _hits(self, query: str, mode: RetrievalMode | None, k: int) -> list[Hit]:
+        self.warm_up()
+        assert self.retriever is not None
+        return self.retriever.search(query, k, mode or self.settings.retrieval_mode)
+
+    def _passages(self, hits: list[Hit]) -> list[Passage]:
+        """The hits' chunks as passages, best first; touching ones merged when configured."""
+        assert self.store is not None
+        documents = self.store.documents
+        passages = []
+        for hit in hits:
+            chunk = self.store.chunks[hit.chunk_id]
+            passages.append(
+                Passage(
+                    doc_id=chunk.doc_id,
+                    title=documents[chunk.doc_id].title,
+                    start=chunk.start,
+                    end=chunk.end,
+                    text=chunk.text,
+                    score=hit.score,
+                )
+            )
+        if self.settings.merge_passages:
+            passages = merge_adjacent(passages, lambda doc_id: documents[doc_id].text)
+        return passages
 
     def _cite(self, span: Span, passages: list[Passage]) -> Citation:
         """A citation of the span: its passage and the sentence that holds it."""
