@@ -11,7 +11,7 @@ from rag.answer import Answer, Citation, Passage, Timings
 from rag.config import RetrievalMode, Settings, get_settings
 from rag.documents import Document
 from rag.passages import merge_adjacent
-from rag.readers.base import Reader, Reading, Span
+from rag.readers.base import Reader, Reading, Span, overlaps_kept
 from rag.retrieval import Hit, Retriever
 from rag.sentences import split_sentences
 from rag.store import IndexStore, open_index
@@ -214,11 +214,8 @@ def combine_readings(
     every = passages + added
     kept: list[Span] = []
     for span in sorted([*first.spans, *shifted], key=lambda s: -s.score):
-        doc = every[span.passage_index].doc_id
-        if not any(
-            every[k.passage_index].doc_id == doc and k.start < span.end and span.start < k.end
-            for k in kept
-        ):
+        doc_id = every[span.passage_index].doc_id
+        if not overlaps_kept(kept, every, doc_id, span.start, span.end):
             kept.append(span)
     return Reading(
         kept[: max(len(first.spans), len(second.spans))],

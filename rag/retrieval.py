@@ -4,6 +4,7 @@ by a convex combination of their normalised scores (default) or by reciprocal ra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 from embeddings.encoder import Encoder
 from rag.config import Fusion, RetrievalMode
@@ -37,8 +38,8 @@ class Retriever:
         self.rrf_k = rrf_k
         self.dense_weight = dense_weight
         self.bm25_weight = bm25_weight
-        if fusion not in ("convex", "rrf"):
-            raise ValueError(f"unknown fusion {fusion!r}; use convex or rrf")
+        if fusion not in get_args(Fusion):
+            raise ValueError(f"unknown fusion {fusion!r}; use {' or '.join(get_args(Fusion))}")
         self.fusion = fusion
 
     def dense(self, query: str, k: int) -> list[Hit]:

@@ -19,6 +19,16 @@ class Span:
     score: float  # calibrated, in [0, 1]
 
 
+def overlaps_kept(
+    kept: list[Span], passages: list[Passage], doc_id: str, start: int, end: int
+) -> bool:
+    """Whether ``[start, end)`` of ``doc_id`` overlaps a ``kept`` span of the same document
+    (``passages`` holds the kept spans' passages)."""
+    return any(
+        passages[k.passage_index].doc_id == doc_id and k.start < end and start < k.end for k in kept
+    )
+
+
 @dataclass(frozen=True)
 class Reading:
     """What a reader makes of the passages: best spans first; ``abstain`` when none holds."""

@@ -24,7 +24,7 @@ from typing import Any, get_args
 
 from rag.answer import Passage
 from rag.config import ReaderPrecision, Settings
-from rag.readers.base import Reading, Span
+from rag.readers.base import Reading, Span, overlaps_kept
 from rag.readers.spans import context_mask, top_spans
 from rag.readers.words import overlap
 from rag.sentences import split_sentences
@@ -275,10 +275,7 @@ def select_spans(candidates: list[Candidate], passages: list[Passage], limit: in
     for c in candidates:
         p = passages[c.passage_index]
         start, end = p.start + c.start, p.start + c.end
-        if any(
-            passages[k.passage_index].doc_id == p.doc_id and k.start < end and start < k.end
-            for k in kept
-        ):
+        if overlaps_kept(kept, passages, p.doc_id, start, end):
             continue
         kept.append(Span(c.passage_index, start, end, p.text[c.start : c.end], c.score))
         if len(kept) >= limit:
