@@ -16,6 +16,7 @@ import re
 import string
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,74 @@ def squad2_metrics(
 # --------------------------------------------------------------------------- prediction
 
 
+@dataclass
+class BestSpan:
+    """A question's best non-null span over its windows, and the smallest null score."""
+
+    score: float  # raw start + end logit
+    start: int  # character offsets in the example's context
+    end: int
+    null: float
+    state: np.ndarray | None = None  # last-layer [CLS], start and end vectors of its window
+
+
+def best_spans(
+    model,
+    tokenizer,
+    examples: Sequence,
+    max_length: int = 256,
+    stride: int = 128,
+    max_answer_tokens: int = 30,
+    batch_size: int = 64,
+    device: str = "cpu",
+    bf16: bool = False,
+    states: bool = False,
+) -> dict[int, BestSpan]:
+    """Example index -> :class:`BestSpan` (absent when no context token fits a window).
+
+    ``states``: also keep the encoder's last-layer vectors of [CLS] and of the span's first and
+    last token, from the span's window (for studies of the no-answer signal).
+    """
+    import torch
+
+    from rag.readers.spans import context_mask, top_spans
+    from rag.training.data import build_eval_windows, collate
+
+    windows = build_eval_windows(tokenizer, examples, max_length, stride)
+    order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids))
+    best: dict[int, BestSpan] = {}
+    null: dict[int, float] = {}
+    pad_id = tokenizer.pad_token_id or 0
+    model.eval()
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            batch = collate([windows[k] for k in idx], pad_id=pad_id)
+            inputs = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+                out = model(**inputs, output_hidden_states=states)
+            starts = out.start_logits.float().cpu()
+            ends = out.end_logits.float().cpu()
+            hidden = out.hidden_states[-1].float().cpu() if states else None
+            offsets = [windows[k].offsets for k in idx]
+            context = context_mask(offsets, starts.shape[1])
+            tops = top_spans(starts, ends, context, max_answer_tokens, k=1)
+            nulls = (starts[:, 0] + ends[:, 0]).tolist()
+            for r, k in enumerate(idx):
+                ex = windows[k].example_index
+                null[ex] = min(null.get(ex, np.inf), nulls[r])
+                if tops[r]:
+                    score, i, j = tops[r][0]
+                    if ex not in best or score > best[ex].score:
+                        state = None
+                        if hidden is not None:
+                            state = torch.cat([hidden[r, 0], hidden[r, i], hidden[r, j]]).numpy()
+                        best[ex] = BestSpan(score, offsets[r][i][0], offsets[r][j][1], 0.0, state)
+    for ex, span in best.items():
+        span.null = null[ex]
+    return best
+
+
 def predict(
     model,
     tokenizer,
@@ -164,45 +233,16 @@ def predict(
     bf16: bool = False,
 ) -> tuple[dict[str, str], dict[str, float]]:
     """Best non-null span text and ``null - best span`` score per question id."""
-    import torch
-
-    from rag.readers.spans import context_mask, top_spans
-    from rag.training.data import build_eval_windows, collate
-
-    windows = build_eval_windows(tokenizer, examples, max_length, stride)
-    order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids))
-    best: dict[int, tuple[float, int, int]] = {}
-    null: dict[int, float] = {}
-    pad_id = tokenizer.pad_token_id or 0
-    model.eval()
-    with torch.inference_mode():
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            batch = collate([windows[k] for k in idx], pad_id=pad_id)
-            inputs = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
-            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
-                out = model(**inputs)
-            starts = out.start_logits.float().cpu()
-            ends = out.end_logits.float().cpu()
-            offsets = [windows[k].offsets for k in idx]
-            context = context_mask(offsets, starts.shape[1])
-            tops = top_spans(starts, ends, context, max_answer_tokens, k=1)
-            nulls = (starts[:, 0] + ends[:, 0]).tolist()
-            for r, k in enumerate(idx):
-                ex = windows[k].example_index
-                null[ex] = min(null.get(ex, np.inf), nulls[r])
-                if tops[r]:
-                    score, i, j = tops[r][0]
-                    cand = (score, offsets[r][i][0], offsets[r][j][1])
-                    if ex not in best or score > best[ex][0]:
-                        best[ex] = cand
+    best = best_spans(
+        model, tokenizer, examples, max_length, stride, max_answer_tokens, batch_size, device, bf16
+    )
     span_preds: dict[str, str] = {}
     diffs: dict[str, float] = {}
     for ex_i, ex in enumerate(examples):
         if ex_i in best:
-            score, c0, c1 = best[ex_i]
-            span_preds[ex.qid] = ex.context[c0:c1]
-            diffs[ex.qid] = null[ex_i] - score
+            span = best[ex_i]
+            span_preds[ex.qid] = ex.context[span.start : span.end]
+            diffs[ex.qid] = span.null - span.score
         else:  # no context token fits (cannot happen with sane lengths): abstain
             span_preds[ex.qid] = ""
             diffs[ex.qid] = float("inf")
