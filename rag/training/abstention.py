@@ -35,7 +35,7 @@ import numpy as np
 from rag.readers.words import content_words
 from rag.sentences import split_sentences
 from rag.training import data as D
-from rag.training.squad_eval import best_spans, squad2_metrics
+from rag.training.squad_eval import best_spans, predictions, squad2_metrics
 
 LEXICAL = (
     "absent_in_paragraph",
@@ -96,13 +96,12 @@ def lexical_features(question: str, context: str, span_start: int, span_end: int
 def read_half(model, tokenizer, examples: Sequence[D.QAExample], **kw) -> Signals:
     """The reader's best span, ``diff``, vectors and lexical features for every example."""
     best = best_spans(model, tokenizer, examples, states=True, **kw)
+    spans, diffs = predictions(examples, best)
     width = next(iter(best.values())).state.shape[0] if best else 0
-    spans, diff, states, lexical = {}, [], [], []
+    states, lexical = [], []
     for i, ex in enumerate(examples):
         b = best.get(i)
         start, end = (b.start, b.end) if b else (0, 0)
-        spans[ex.qid] = ex.context[start:end]
-        diff.append(b.null - b.score if b else 1e9)  # no span: abstain
         states.append(b.state if b is not None and b.state is not None else np.zeros(width))
         lexical.append(lexical_features(ex.question, ex.context, start, end))
     return Signals(
@@ -110,7 +109,7 @@ def read_half(model, tokenizer, examples: Sequence[D.QAExample], **kw) -> Signal
         [e.title for e in examples],
         np.array([int(bool(e.answers)) for e in examples]),
         spans,
-        np.array(diff, dtype=np.float64),
+        np.array([min(diffs[e.qid], 1e9) for e in examples]),  # no span (inf): abstain
         np.array(states, dtype=np.float32),
         np.array(lexical, dtype=np.float64),
     )

@@ -221,21 +221,10 @@ def best_spans(
     return best
 
 
-def predict(
-    model,
-    tokenizer,
-    examples: Sequence,
-    max_length: int = 256,
-    stride: int = 128,
-    max_answer_tokens: int = 30,
-    batch_size: int = 64,
-    device: str = "cpu",
-    bf16: bool = False,
+def predictions(
+    examples: Sequence, best: Mapping[int, BestSpan]
 ) -> tuple[dict[str, str], dict[str, float]]:
-    """Best non-null span text and ``null - best span`` score per question id."""
-    best = best_spans(
-        model, tokenizer, examples, max_length, stride, max_answer_tokens, batch_size, device, bf16
-    )
+    """Best non-null span text and ``null - best span`` per question id, from :func:`best_spans`."""
     span_preds: dict[str, str] = {}
     diffs: dict[str, float] = {}
     for ex_i, ex in enumerate(examples):
@@ -281,7 +270,7 @@ def evaluate_reader(
     tokenizer = load_tokenizer(str(model_dir))
     model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir), dtype=torch.float32)
     model.to(dev)
-    span_preds, diffs = predict(
+    best = best_spans(
         model,
         tokenizer,
         examples,
@@ -292,6 +281,7 @@ def evaluate_reader(
         str(dev),
         bf16,
     )
+    span_preds, diffs = predictions(examples, best)
     gold = {e.qid: list(e.answers) for e in examples}
     metrics = squad2_metrics(gold, span_preds, diffs, threshold=0.0)
     metrics.update(
