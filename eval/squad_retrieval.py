@@ -25,11 +25,13 @@ class Probe:
     question: str
     doc_id: str
     paragraph: str
-    answers: tuple[str, ...]
+    answers: tuple[str, ...]  # empty: unanswerable
+    article: str = ""  # the SQuAD title
 
 
-def write_corpus(folder: Path, data_dir: Path) -> list[Probe]:
-    """One text file per held-out article in ``folder``; the answerable questions as probes."""
+def write_corpus(folder: Path, data_dir: Path, unanswerable: bool = False) -> list[Probe]:
+    """One text file per held-out article in ``folder``; its answerable questions as probes
+    (the unanswerable ones too, when asked)."""
     _, held = D.split_v2_dev(D.load_articles(data_dir / D.SQUAD_V2_DEV))
     probes: list[Probe] = []
     for i, article in enumerate(held):
@@ -38,8 +40,8 @@ def write_corpus(folder: Path, data_dir: Path) -> list[Probe]:
         title = article["title"].replace("_", " ")
         (folder / name).write_text("\n\n".join([title, *paragraphs]), encoding="utf-8")
         for ex in D.examples_from_articles([article]):
-            if ex.answers:
-                probes.append(Probe(ex.question, name, ex.context, ex.answers))
+            if ex.answers or unanswerable:
+                probes.append(Probe(ex.question, name, ex.context, ex.answers, article["title"]))
     return probes
 
 

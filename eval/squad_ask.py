@@ -1,0 +1,140 @@
+"""The whole ask pipeline on held-out SQuAD articles, answerable and unanswerable questions.
+
+The corpus is every article of the held-out half of SQuAD v2.0 dev, one document each (as in
+:mod:`eval.squad_retrieval`). The questions come from the articles the reader's calibration was
+not fitted on (every second sorted title, as ``rag.readers.calibrate`` splits them): answerable
+ones, and SQuAD v2's adversarial unanswerable ones, whose article is in the corpus with a
+plausible wrong answer. Each value of ``second_pass_top_k`` gets one run, so the second read's
+gain (answers found deeper) and its cost (unanswerable questions it answers) can be weighed:
+
+    python -m eval.squad_ask --limit 1000          # ~8 min on 2 cores (embeds ~1,300 chunks)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from eval.squad_retrieval import Probe, write_corpus
+from rag.answer import Answer
+from rag.pipeline import AskPipeline
+from rag.training.squad_eval import exact_match, token_f1
+
+NOANS_SHARE = 0.2  # of questions in use, as the calibration assumes
+
+
+@dataclass
+class Outcome:
+    """One question's answer, scored."""
+
+    answerable: bool
+    answered: bool
+    em: float
+    f1: float
+    right_doc: bool  # the citation names the question's own article
+    ms: float
+
+
+def score(probe: Probe, answer: Answer) -> Outcome:
+    """EM and F1 of the answer (a refusal: 1 for an unanswerable question, else 0)."""
+    answered = not answer.abstained and answer.answer is not None
+    golds = list(probe.answers)
+    text = answer.answer if answered else ""
+    return Outcome(
+        bool(golds),
+        answered,
+        exact_match(text, golds),
+        token_f1(text, golds),
+        answered and answer.citations[0].doc_id == probe.doc_id,
+        answer.timings_ms.total,
+    )
+
+
+def summarise(outcomes: list[Outcome]) -> dict[str, float]:
+    """Answerable EM/F1 and refusals, unanswerable refusals, F1 at 20 % unanswerable, latency."""
+    has = [o for o in outcomes if o.answerable]
+    no = [o for o in outcomes if not o.answerable]
+
+    def mean(values: list[float]) -> float:
+        return round(statistics.fmean(values), 4) if values else float("nan")
+
+    has_f1 = mean([o.f1 for o in has])
+    no_refused = mean([float(not o.answered) for o in no])
+    answered = [o for o in has if o.answered]
+    ms = sorted(o.ms for o in outcomes)
+    return {
+        "answerable": len(has),
+        "unanswerable": len(no),
+        "has_ans_em": mean([o.em for o in has]),
+        "has_ans_f1": has_f1,
+        "answerable_refused": mean([float(not o.answered) for o in has]),
+        "right_document": mean([float(o.right_doc) for o in answered]),
+        "unanswerable_refused": no_refused,
+        "f1_at_20pct_unanswerable": round((1 - NOANS_SHARE) * has_f1 + NOANS_SHARE * no_refused, 4),
+        "median_ms": round(statistics.median(ms), 1) if ms else float("nan"),
+        "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1) if ms else float("nan"),
+    }
+
+
+def evaluate(pipe: AskPipeline, probes: list[Probe], second_pass: list[int]) -> dict[int, dict]:
+    """:func:`summarise` of every probe asked of ``pipe`` under each ``second_pass_top_k``."""
+    base = pipe.settings
+    out: dict[int, dict] = {}
+    try:
+        for value in second_pass:
+            pipe.settings = base.model_copy(update={"second_pass_top_k": value})
+            out[value] = summarise([score(p, pipe.ask(p.question)) for p in probes])
+    finally:
+        pipe.settings = base
+    return out
+
+
+def sample(probes: list[Probe], limit: int, seed: int) -> list[Probe]:
+    """``limit`` random probes (0: all) of the articles the calibration was not fitted on."""
+    titles = sorted({p.article for p in probes})
+    unseen = set(titles[1::2])
+    chosen = [p for p in probes if p.article in unseen]
+    random.Random(seed).shuffle(chosen)
+    return chosen[:limit] if limit else chosen
+
+
+def main(argv: list[str] | None = None) -> dict[int, dict]:
+    from rag.config import get_settings
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=1000, help="questions to ask (0: all)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--second-pass", default="0,7", help="values of second_pass_top_k to compare (comma list)"
+    )
+    args = ap.parse_args(argv)
+    values = [int(v) for v in args.second_pass.split(",") if v.strip()]
+    if not values or min(values) < 0:
+        ap.error("--second-pass wants non-negative integers, e.g. 0,7")
+    base = get_settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus"
+        corpus.mkdir()
+        probes = sample(
+            write_corpus(corpus, base.qa_data_dir, unanswerable=True), args.limit, args.seed
+        )
+        settings = base.model_copy(update={"corpus_dir": corpus, "index_dir": Path(tmp) / "index"})
+        pipe = AskPipeline(settings)
+        pipe.warm_up()
+        chunks = len(pipe.store.chunks)  # type: ignore[union-attr]
+        print(
+            f"{len(probes)} questions of {len({p.article for p in probes})} articles, {chunks} chunks"
+        )
+        report = evaluate(pipe, probes, values)
+    for value, figures in report.items():
+        print(f"second_pass_top_k={value}: " + json.dumps(figures))
+    return report
+
+
+if __name__ == "__main__":
+    main()
