@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.readers.span import sentence_around
 from rag.readers.words import content_words
 from rag.sentences import split_sentences
 from rag.training import data as D
@@ -69,11 +70,8 @@ class Signals:
 
 def lexical_features(question: str, context: str, span_start: int, span_end: int) -> list[float]:
     """The :data:`LEXICAL` features of a question, its paragraph and its best span."""
-    sentence = context
-    for a, b in split_sentences(context):
-        if a <= span_start < b:
-            sentence = context[a : max(b, span_end)]
-            break
+    a, b = sentence_around(split_sentences(context), span_start, span_end)
+    sentence = context[a:b]
     q_words = content_words(question, STEM)
     in_paragraph = content_words(context, STEM)
     in_sentence = content_words(sentence, STEM)

@@ -188,7 +188,7 @@ def best_spans(
 
     windows = build_eval_windows(tokenizer, examples, max_length, stride)
     order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids))
-    best: dict[int, BestSpan] = {}
+    best: dict[int, tuple[float, int, int, np.ndarray | None]] = {}  # score, start, end, state
     null: dict[int, float] = {}
     pad_id = tokenizer.pad_token_id or 0
     model.eval()
@@ -211,14 +211,12 @@ def best_spans(
                 null[ex] = min(null.get(ex, np.inf), nulls[r])
                 if tops[r]:
                     score, i, j = tops[r][0]
-                    if ex not in best or score > best[ex].score:
+                    if ex not in best or score > best[ex][0]:
                         state = None
                         if hidden is not None:
                             state = torch.cat([hidden[r, 0], hidden[r, i], hidden[r, j]]).numpy()
-                        best[ex] = BestSpan(score, offsets[r][i][0], offsets[r][j][1], 0.0, state)
-    for ex, span in best.items():
-        span.null = null[ex]
-    return best
+                        best[ex] = (score, offsets[r][i][0], offsets[r][j][1], state)
+    return {ex: BestSpan(s, a, b, null[ex], state) for ex, (s, a, b, state) in best.items()}
 
 
 def predictions(
