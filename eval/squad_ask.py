@@ -2,7 +2,7 @@
 
 The corpus is every article of the held-out half of SQuAD v2.0 dev, one document each (as in
 :mod:`eval.squad_retrieval`). The questions come from the articles the reader's calibration was
-not fitted on (every second sorted title, as ``rag.readers.calibrate`` splits them): answerable
+not fitted on (``rag.readers.calibrate.fit_titles``: every second sorted title): answerable
 ones, and SQuAD v2's adversarial unanswerable ones, whose article is in the corpus with a
 plausible wrong answer. Each value of ``second_pass_top_k`` gets one run, so the second read's
 gain (answers found deeper) and its cost (unanswerable questions it answers) can be weighed:
@@ -23,6 +23,7 @@ from pathlib import Path
 from eval.squad_retrieval import Probe, write_corpus
 from rag.answer import Answer
 from rag.pipeline import AskPipeline
+from rag.readers.calibrate import fit_titles
 from rag.training.squad_eval import exact_match, token_f1
 
 NOANS_SHARE = 0.2  # of questions in use, as the calibration assumes
@@ -96,9 +97,8 @@ def evaluate(pipe: AskPipeline, probes: list[Probe], second_pass: list[int]) -> 
 
 def sample(probes: list[Probe], limit: int, seed: int) -> list[Probe]:
     """``limit`` random probes (0: all) of the articles the calibration was not fitted on."""
-    titles = sorted({p.article for p in probes})
-    unseen = set(titles[1::2])
-    chosen = [p for p in probes if p.article in unseen]
+    fitted = fit_titles(p.article for p in probes)
+    chosen = [p for p in probes if p.article not in fitted]
     random.Random(seed).shuffle(chosen)
     return chosen[:limit] if limit else chosen
 

@@ -26,6 +26,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -258,13 +259,15 @@ def best_threshold(
     return max(allowed or THRESHOLDS[:1], key=lambda t: (table[t]["prior_f1"], -t))
 
 
+def fit_titles(titles: Iterable[str]) -> set[str]:
+    """The articles the calibration is fitted on: every second one by sorted title."""
+    return set(sorted(set(titles))[0::2])
+
+
 def split_by_title(reads: list[Read]) -> tuple[list[Read], list[Read]]:
-    """(fit, test): articles alternate by sorted title, so no article is in both."""
-    titles = sorted({r.title for r in reads})
-    fit_titles = set(titles[0::2])
-    return [r for r in reads if r.title in fit_titles], [
-        r for r in reads if r.title not in fit_titles
-    ]
+    """(fit, test): articles alternate by sorted title (:func:`fit_titles`), none in both."""
+    fit = fit_titles(r.title for r in reads)
+    return [r for r in reads if r.title in fit], [r for r in reads if r.title not in fit]
 
 
 # -- the command -----------------------------------------------------------------------------
