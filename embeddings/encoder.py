@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,11 @@ class Encoder:
         self.batch_size = batch_size
         self.device = device
         self._model: SentenceTransformer | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Encoder:
+        """From ``rag.config.Settings`` (duck-typed: embeddings sits below rag)."""
+        return cls(settings.embedding_model, settings.embedding_batch_size)
 
     def warm_up(self) -> None:
         """Load the model once; later calls do nothing."""

@@ -10,43 +10,42 @@ import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import get_args
 
-from rag.config import get_settings
+from rag.config import (
+    ReaderKind,
+    RetrievalMode,
+    Settings,
+    field_bounds,
+    get_settings,
+    with_overrides,
+)
 
 log = logging.getLogger("verbatim")
 
 EXIT_USAGE = 2
-_MODES = ("hybrid", "dense", "bm25")
 
 
-def _settings_from(args: argparse.Namespace):
-    """The settings, with the command line's overrides applied."""
-    updates = {}
-    for key in ("corpus_dir", "index_dir", "reader"):
-        value = getattr(args, key, None)
-        if value is not None:
-            updates[key] = value
-    settings = get_settings()
-    return settings.model_copy(update=updates) if updates else settings
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings, with the command line's overrides (``--corpus-dir``, ...) applied."""
+    keys = ("corpus_dir", "index_dir", "reader")
+    return with_overrides(get_settings(), **{k: getattr(args, k, None) for k in keys})
 
 
 def _pipeline(args: argparse.Namespace):
     from rag.pipeline import AskPipeline
 
-    return AskPipeline(_settings_from(args))
+    return AskPipeline(settings_from(args))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Build or update the index over a corpus folder."""
-    from embeddings.encoder import Encoder
-    from rag.store import open_index
+    from rag.store import prepare_index
 
     if args.path is not None:
         args.corpus_dir = Path(args.path)
-    settings = _settings_from(args)
-    encoder = Encoder(settings.embedding_model, settings.embedding_batch_size)
-    encoder.warm_up()
-    store = open_index(settings, encoder, rebuild=args.rebuild)
+    settings = settings_from(args)
+    store = prepare_index(settings, rebuild=args.rebuild)
     m = store.manifest
     fresh = store.manifest.get("built_at")
     print(
@@ -98,16 +97,29 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _add_query_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=_MODES, default=None, help="retrieval mode (default: hybrid)")
-    p.add_argument("--top-k", type=_positive_int, default=None, help="passages to retrieve")
+    s = get_settings()
+    p.add_argument(
+        "--mode",
+        choices=get_args(RetrievalMode),
+        default=None,
+        help=f"retrieval mode (default: {s.retrieval_mode})",
+    )
+    p.add_argument(
+        "--top-k", type=_top_k, default=None, help=f"passages to read (default: {s.top_k})"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--reader", choices=("span", "sentence"), default=None)
+    add_reader_option(p)
 
 
-def _positive_int(value: str) -> int:
+def add_reader_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reader", choices=get_args(ReaderKind), default=None)
+
+
+def _top_k(value: str) -> int:
+    low, high = field_bounds("top_k")
     n = int(value)
-    if not 1 <= n <= 50:
-        raise argparse.ArgumentTypeError("must be between 1 and 50")
+    if not low <= n <= high:  # type: ignore[operator]
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
     return n
 
 
@@ -148,9 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_query_options(p)
     p.set_defaults(func=cmd_search)
 
-    from rag.bench import register as register_bench
-
-    register_bench(sub)
     for ep in sorted(entry_points(group="verbatim.commands"), key=lambda e: e.name):
         try:
             register = ep.load()

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rag.readers.windows import WindowSpec
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = PROJECT_ROOT / "seeds"
 
@@ -56,8 +58,9 @@ class Settings(BaseSettings):
     # Reading
     reader: ReaderKind = "span"
     reader_model: str = str(PROJECT_ROOT / "models" / "reader")
-    reader_max_length: int = Field(384, ge=64)
-    reader_stride: int = Field(128, ge=0)
+    reader_max_length: int = Field(WindowSpec.max_length, ge=64)
+    reader_stride: int = Field(WindowSpec.stride, ge=0)
+    reader_max_question_tokens: int = Field(WindowSpec.max_question_tokens, ge=8)
     reader_max_answer_tokens: int = Field(30, ge=1)
     reader_threads: int | None = Field(None, ge=1)  # None: torch's default
     # auto: bf16 (encoder weights) where the CPU has AVX512-BF16/AMX, else fp32; int8: dynamic
@@ -82,8 +85,30 @@ class Settings(BaseSettings):
     max_queue: int = Field(16, ge=0)
     max_body_bytes: int = Field(16_384, ge=256)
 
+    @property
+    def window_spec(self) -> WindowSpec:
+        """How the reader cuts passages into windows."""
+        return WindowSpec(
+            self.reader_max_length, self.reader_stride, self.reader_max_question_tokens
+        )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def field_bounds(name: str) -> tuple[float | None, float | None]:
+    """``(ge, le)`` of a :class:`Settings` field, so CLI and HTTP bounds are never restated."""
+    ge = le = None
+    for meta in Settings.model_fields[name].metadata:
+        ge = getattr(meta, "ge", ge)
+        le = getattr(meta, "le", le)
+    return ge, le
+
+
+def with_overrides(settings: Settings, **updates: object) -> Settings:
+    """``settings`` with the given fields replaced, skipping those that are ``None``."""
+    given = {k: v for k, v in updates.items() if v is not None}
+    return settings.model_copy(update=given) if given else settings

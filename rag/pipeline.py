@@ -13,10 +13,17 @@ from rag.documents import Document
 from rag.passages import merge_adjacent
 from rag.readers.base import Reader, Reading, Span, overlaps_kept
 from rag.retrieval import Hit, Retriever
-from rag.sentences import split_sentences
+from rag.sentences import sentence_around, split_sentences
 from rag.store import IndexStore, open_index
 
 log = logging.getLogger(__name__)
+
+
+# What a pipeline may change without reloading its index or reader (see with_settings).
+ASK_TIME_SETTINGS = frozenset(
+    ["retrieval_mode", "top_k", "second_pass_top_k", "candidates", "fusion", "rrf_k"]
+    + ["dense_weight", "bm25_weight", "merge_passages"]
+)
 
 
 class QuestionError(ValueError):
@@ -56,9 +63,7 @@ class AskPipeline:
         reader: Reader | None = None,
     ):
         self.settings = settings or get_settings()
-        self.encoder = encoder or Encoder(
-            self.settings.embedding_model, self.settings.embedding_batch_size
-        )
+        self.encoder = encoder or Encoder.from_settings(self.settings)
         self.reader = reader
         self.store: IndexStore | None = None
         self.retriever: Retriever | None = None
@@ -74,18 +79,22 @@ class AskPipeline:
         s = self.settings
         self.encoder.warm_up()
         self.store = open_index(s, self.encoder, rebuild=rebuild)
-        self.retriever = Retriever(
-            self.store,
-            self.encoder,
-            s.candidates,
-            s.rrf_k,
-            s.dense_weight,
-            s.bm25_weight,
-            s.fusion,
-        )
+        self.retriever = Retriever.from_settings(s, self.store, self.encoder)
         if self.reader is None:
             self.reader = make_reader(s, self.encoder)
         self.reader.warm_up()
+
+    def with_settings(self, **updates: object) -> AskPipeline:
+        """A pipeline asking under other retrieval settings (:data:`ASK_TIME_SETTINGS`) that
+        shares this one's warm encoder, index and reader: how evaluations compare settings."""
+        if unknown := set(updates) - ASK_TIME_SETTINGS:
+            raise ValueError(f"not an ask-time setting: {', '.join(sorted(unknown))}")
+        self.warm_up()
+        assert self.store is not None
+        other = AskPipeline(self.settings.model_copy(update=updates), self.encoder, self.reader)
+        other.store = self.store
+        other.retriever = Retriever.from_settings(other.settings, self.store, self.encoder)
+        return other
 
     # -- documents -----------------------------------------------------------------------
     @property
@@ -184,11 +193,9 @@ class AskPipeline:
         p = passages[span.passage_index]
         text = self.store.documents[p.doc_id].text
         assert text[span.start : span.end] == span.text, "reader returned a non-verbatim span"
-        s_start, s_end = span.start, span.end
-        for a, b in split_sentences(text, p.start, p.end):
-            if a <= span.start < b:
-                s_start, s_end = a, max(b, span.end)
-                break
+        s_start, s_end = sentence_around(
+            split_sentences(text, p.start, p.end), span.start, span.end
+        )
         return Citation(
             doc_id=p.doc_id,
             title=p.title,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from embeddings.encoder import Encoder
-from rag.config import Fusion, RetrievalMode
+from rag.config import Fusion, RetrievalMode, Settings
 from rag.store import IndexStore
 
 
@@ -41,6 +41,11 @@ class Retriever:
         if fusion not in get_args(Fusion):
             raise ValueError(f"unknown fusion {fusion!r}; use {' or '.join(get_args(Fusion))}")
         self.fusion = fusion
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: IndexStore, encoder: Encoder) -> Retriever:
+        s = settings
+        return cls(store, encoder, s.candidates, s.rrf_k, s.dense_weight, s.bm25_weight, s.fusion)
 
     def dense(self, query: str, k: int) -> list[Hit]:
         """Cosine similarity of the query's embedding with each chunk's."""

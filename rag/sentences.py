@@ -76,3 +76,11 @@ def strip_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]
         if e > s:
             out.append((s, e))
     return out
+
+
+def sentence_around(sentences: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` widened to the sentences (``(start, end)`` pairs, in order) it touches:
+    the one rule for "the sentence of an answer", in the reader's features and in citations."""
+    a = next((s for s, e in sentences if s <= start < e), start)
+    b = next((e for s, e in sentences if s < end <= e), end)
+    return min(a, start), max(b, end)

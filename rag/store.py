@@ -243,13 +243,32 @@ def build_index(
     return store
 
 
-def corpus_of(settings: Settings, store: IndexStore | None) -> Path:
-    """The corpus folder: the configured one, else the existing index's, else the seeds."""
+def corpus_of(settings: Settings, store: IndexStore | None = None) -> Path:
+    """The corpus folder: the configured one, else the one the index at ``settings.index_dir``
+    (or ``store``) was built from, else the seeds."""
     if settings.corpus_dir is not None:
-        return settings.corpus_dir
-    if store is not None and Path(store.manifest.get("corpus_dir", "")).is_dir():
-        return Path(store.manifest["corpus_dir"])
+        return Path(settings.corpus_dir)
+    manifest = store.manifest if store is not None else _read_manifest(settings.index_dir)
+    folder = manifest.get("corpus_dir") if isinstance(manifest, dict) else None
+    if isinstance(folder, str) and Path(folder).is_dir():
+        return Path(folder)
     return SEED_CORPUS
+
+
+def _read_manifest(index_dir: Path) -> dict:
+    """The manifest of an index folder ({} when there is none or it cannot be read)."""
+    try:
+        return json.loads((Path(index_dir) / MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def prepare_index(settings: Settings, rebuild: bool = False) -> IndexStore:
+    """Load, build or rebuild the index the settings name, with a warm encoder of their own:
+    what ``verbatim ingest`` and a multi-worker ``serve`` do before anything asks."""
+    encoder = Encoder.from_settings(settings)
+    encoder.warm_up()
+    return open_index(settings, encoder, rebuild=rebuild)
 
 
 def open_index(settings: Settings, encoder: Encoder, rebuild: bool = False) -> IndexStore:

@@ -5,35 +5,36 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.config import PROJECT_ROOT, Settings
-from rag.readers.calibrate import read_item, sample_items
-from rag.readers.span import FEATURES, SpanReader
-from rag.training import data as D
+from rag.config import PROJECT_ROOT, Settings, get_settings
+from rag.readers.calibration import FEATURES
+from rag.readers.span import SpanReader
+from rag.training.calibrate import read_item, sample_items
+from rag.training.squad import answer_occurs, heldout_articles
+
+DATA_DIR = get_settings().qa_data_dir
 
 MODEL = PROJECT_ROOT / "models" / "reader"
 
 
 @pytest.fixture(scope="module")
 def items(encoder):
-    return sample_items(6, 3, seed=7, data_dir=D.DATA_DIR, encoder=encoder)
+    return sample_items(6, 3, seed=7, data_dir=DATA_DIR, encoder=encoder)
 
 
 def test_distractors_are_the_most_similar_paragraphs_without_the_answer(items, encoder) -> None:
-    _, held = D.split_v2_dev(D.load_articles(D.DATA_DIR / D.SQUAD_V2_DEV))
+    held = heldout_articles(DATA_DIR)
     held_titles = {a["title"] for a in held}
     assert len(items) == 6
     for item in items:
         assert item.title in held_titles  # never the half that training may use
         assert 1 <= len(item.texts) <= 4
         others = [t for i, t in enumerate(item.texts) if i != item.gold]
-        assert not any(D.answer_occurs(item.answers, t) for t in others)
+        assert not any(answer_occurs(item.answers, t) for t in others)
         sims = encoder.encode(item.texts) @ encoder.encode([item.question])[0]
         assert np.all(np.diff(sims) <= 1e-4)  # best first, as retrieval hands them over
         article = next(a for a in held if a["title"] == item.title)
         paras = [p["context"] for p in article["paragraphs"]]
-        left_out = [
-            p for p in paras if p not in item.texts and not D.answer_occurs(item.answers, p)
-        ]
+        left_out = [p for p in paras if p not in item.texts and not answer_occurs(item.answers, p)]
         if len(others) == 3 and left_out:  # no closer answer-free paragraph was left out
             out_sims = encoder.encode(left_out) @ encoder.encode([item.question])[0]
             assert out_sims.max() <= min(s for i, s in enumerate(sims) if i != item.gold) + 1e-4

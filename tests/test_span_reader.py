@@ -8,20 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.answer import Passage
 from rag.config import PROJECT_ROOT, SEED_CORPUS, Settings
-from rag.readers.span import (
-    FEATURES,
-    Calibration,
-    SpanReader,
-    answer_type_fit,
-    cpu_has_bf16,
-    sentence_around,
-    trim_span,
-)
+from rag.readers.answer_types import answer_type_fit
+from rag.readers.calibration import FEATURES, Calibration
+from rag.readers.precision import cpu_has_bf16
+from rag.readers.span import SpanReader
+from rag.readers.trimming import trim_span
+from rag.readers.windows import collate
 from rag.readers.words import content_words, overlap
+from rag.sentences import sentence_around
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -118,6 +117,14 @@ def test_fallback_calibration_is_a_sigmoid_of_the_margin(tmp_path: Path) -> None
     assert 0.0 < cal.score((-30.0, *rest)) < cal.score((3.0, *rest)) < 1.0
 
 
+def test_calibration_saves_what_it_loads(tmp_path: Path) -> None:
+    cal = Calibration(tuple(float(i) for i in range(len(FEATURES))), -1.5, 0.3)
+    cal.save(tmp_path, {"fitted_on": {"questions": 3}})
+    again = Calibration.load(tmp_path)
+    assert (again.weights, again.bias, again.threshold) == (cal.weights, cal.bias, cal.threshold)
+    assert again.source == str(tmp_path / "calibration.json")
+
+
 def test_calibration_with_other_features_falls_back(tmp_path: Path) -> None:
     stale = {"features": ["margin_window"], "weights": [2.0], "bias": 1.0}
     (tmp_path / "calibration.json").write_text(json.dumps(stale))
@@ -146,7 +153,7 @@ def test_sentence_around_widens_a_span_to_its_sentences() -> None:
 
 def test_constructor_is_cheap() -> None:
     r = SpanReader("/nonexistent/model")
-    assert r.model is None and r.tokenizer is None
+    assert r.engine is None
 
 
 def test_unknown_precision_is_refused() -> None:
@@ -193,10 +200,14 @@ def test_bf16_casts_the_encoder_once_and_keeps_the_span_head_float32() -> None:
 
     reader = SpanReader(str(MODEL), precision="bf16")
     reader.warm_up()
-    assert {p.dtype for p in reader.model.bert.parameters()} == {torch.bfloat16}
-    assert {p.dtype for p in reader.model.qa_outputs.parameters()} == {torch.float32}
-    logits = reader.forward(ANNIVERSARY_Q, ["China and Russia marked the 75th anniversary."])
-    assert logits.start.dtype == torch.float32
+    model = reader.engine.backend.model
+    assert {p.dtype for p in model.bert.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.qa_outputs.parameters()} == {torch.float32}
+    windows = reader.engine.windows(
+        [ANNIVERSARY_Q], ["China and Russia marked the 75th anniversary."]
+    )
+    start, end = reader.engine.backend.forward(collate(windows))
+    assert start.dtype == end.dtype == np.float32
 
 
 @needs_model
@@ -210,7 +221,7 @@ def test_several_passages_in_one_forward_pass(reader, documents) -> None:
         _chunk("000_921856a62ede8ee5.txt", documents["000_921856a62ede8ee5.txt"], 2000),
     ]
     calls = []
-    hook = reader.model.register_forward_hook(lambda *_: calls.append(1))
+    hook = reader.engine.backend.model.register_forward_hook(lambda *_: calls.append(1))
     try:
         reading = reader.read(ANNIVERSARY_Q, passages)
     finally:
@@ -232,8 +243,8 @@ def test_long_passage_is_read_in_overlapping_windows(reader, documents) -> None:
     name = "004_600d39537292fdeb.txt"
     text = documents[name]
     whole = Passage(doc_id=name, title=name, start=0, end=len(text), text=text, score=0.1)
-    logits = reader.forward("When did Xi Jinping meet Lavrov?", [whole.text])
-    assert len(logits.null) > 1  # more than one window for a 30 kB document
+    windows = reader.forward("When did Xi Jinping meet Lavrov?", [whole.text])
+    assert len(windows) > 1  # more than one window for a 30 kB document
     reading = reader.read("When did Xi Jinping meet Lavrov?", [whole])
     for span in reading.spans:
         assert text[span.start : span.end] == span.text

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
-from rag.readers.spans import context_mask, top_spans
-from rag.training import data as D
-from rag.training.squad_eval import (
-    compute_exact,
-    compute_f1,
-    normalize_answer,
-    squad2_metrics,
-)
+from rag.config import get_settings
+from rag.readers.engine import top_spans
+from rag.readers.windows import WindowSpec
+from rag.training import mix, negatives, squad, windows
+from rag.training.squad import compute_exact, compute_f1, normalize_answer, squad2_metrics
+
+DATA_DIR = get_settings().qa_data_dir
 
 
 def _article(title: str, paras: list[tuple[str, list[tuple[str, str]]]]) -> dict:
@@ -77,23 +77,23 @@ ARTICLES = [
 
 def test_split_is_disjoint_deterministic_and_complete():
     arts = [{"title": t, "paragraphs": []} for t in ["b", "a", "e", "c", "d"]]
-    train, held = D.split_v2_dev(arts)
+    train, held = squad.split_v2_dev(arts)
     assert [a["title"] for a in train] == ["a", "e", "c"]  # sorted a,b,c,d,e -> a,c,e; file order
     assert sorted(a["title"] for a in held) == ["b", "d"]
-    train2, held2 = D.split_v2_dev(list(reversed(arts)))
+    train2, held2 = squad.split_v2_dev(list(reversed(arts)))
     assert {a["title"] for a in train2} == {a["title"] for a in train}
     assert {a["title"] for a in held2} == {a["title"] for a in held}
 
 
-@pytest.mark.skipif(not (D.DATA_DIR / D.SQUAD_V2_DEV).exists(), reason="qa-data not mounted")
+@pytest.mark.skipif(not (DATA_DIR / squad.SQUAD_V2_DEV).exists(), reason="qa-data not mounted")
 def test_real_v2_dev_split():
-    arts = D.load_articles(D.DATA_DIR / D.SQUAD_V2_DEV)
-    train, held = D.split_v2_dev(arts)
+    arts = squad.load_articles(DATA_DIR / squad.SQUAD_V2_DEV)
+    train, held = squad.split_v2_dev(arts)
     tt, ht = {a["title"] for a in train}, {a["title"] for a in held}
     assert not tt & ht and tt | ht == {a["title"] for a in arts}
     assert (len(tt), len(ht)) == (18, 17)
     assert "Amazon_rainforest" in ht and "Warsaw" in ht
-    held_ex = D.heldout_examples()
+    held_ex = squad.heldout_examples(DATA_DIR)
     assert len(held_ex) == 5566
     train_ids = {qa["id"] for a in train for p in a["paragraphs"] for qa in p["qas"]}
     assert not train_ids & {e.qid for e in held_ex}
@@ -103,7 +103,7 @@ def test_real_v2_dev_split():
 
 
 def test_paragraph_negatives_never_contain_answer():
-    negs = D.paragraph_negatives(ARTICLES, random.Random(0))
+    negs = negatives.paragraph_negatives(ARTICLES, random.Random(0))
     assert negs, "expected some negatives"
     answers = {
         qa["id"]: [a["text"] for a in qa["answers"]]
@@ -114,7 +114,7 @@ def test_paragraph_negatives_never_contain_answer():
     for n in negs:
         assert n.is_impossible and n.answers == ()
         src = n.qid.rsplit("-negp", 1)[0]
-        assert not D.answer_occurs(answers[src], n.context)
+        assert not squad.answer_occurs(answers[src], n.context)
         own = next(
             p["context"]
             for a in ARTICLES
@@ -124,19 +124,19 @@ def test_paragraph_negatives_never_contain_answer():
         )
         assert n.context != own
     # Deterministic for a seed.
-    assert negs == D.paragraph_negatives(ARTICLES, random.Random(0))
+    assert negs == negatives.paragraph_negatives(ARTICLES, random.Random(0))
 
 
-@pytest.mark.skipif(not (D.DATA_DIR / D.SQUAD_TRAIN).exists(), reason="qa-data not mounted")
+@pytest.mark.skipif(not (DATA_DIR / squad.SQUAD_TRAIN).exists(), reason="qa-data not mounted")
 def test_paragraph_negatives_on_real_articles():
-    arts = D.load_articles(D.DATA_DIR / D.SQUAD_TRAIN)[:15]
+    arts = squad.load_articles(DATA_DIR / squad.SQUAD_TRAIN)[:15]
     answers = {
         qa["id"]: [a["text"] for a in qa["answers"]]
         for art in arts
         for p in art["paragraphs"]
         for qa in p["qas"]
     }
-    negs = D.paragraph_negatives(arts, random.Random(1))
+    negs = negatives.paragraph_negatives(arts, random.Random(1))
     assert len(negs) > 500
     for n in negs:
         ctx = n.context.lower()
@@ -144,7 +144,7 @@ def test_paragraph_negatives_on_real_articles():
 
 
 def test_entity_swap_negatives():
-    negs = D.entity_swap_negatives(ARTICLES, random.Random(0))
+    negs = negatives.entity_swap_negatives(ARTICLES, random.Random(0))
     assert negs
     for n in negs:
         assert n.is_impossible
@@ -164,7 +164,8 @@ def test_entity_swap_negatives():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from rag.training.train import default_base_model, load_tokenizer
+    from rag.readers.model import load_tokenizer
+    from rag.training.train import default_base_model
 
     return load_tokenizer(default_base_model())
 
@@ -172,12 +173,12 @@ def tokenizer():
 def test_train_windows_label_the_answer(tokenizer):
     long_ctx = " ".join(f"word{i}" for i in range(150)) + " The answer is Zanzibar today."
     examples = [
-        D.QAExample(
+        squad.QAExample(
             "a", "t", "Where?", long_ctx, "Zanzibar", long_ctx.index("Zanzibar"), ("Zanzibar",)
         ),
-        D.QAExample("b", "t", "What?", "Nothing here.", source="neg"),
+        squad.QAExample("b", "t", "What?", "Nothing here.", source="neg"),
     ]
-    wins = D.build_train_windows(tokenizer, examples, max_length=64, stride=16)
+    wins = windows.build_train_windows(tokenizer, examples, WindowSpec(64, 16, 64))
     assert len(wins) > 2  # the long context overflows into several windows
     assert all(len(w.input_ids) <= 64 for w in wins)
     labelled = [w for w in wins if w.start > 0]
@@ -222,12 +223,10 @@ def test_squad2_metrics_hand_computed():
 
 
 def test_top_spans_respect_context_and_length():
-    import torch
-
     offsets = [None, None, None, (0, 5), (6, 11), (12, 17), None]
-    s = torch.tensor([[9.0, 0, 0, 1.0, 3.0, 0.5, 9.0], [9.0] * 7])
-    e = torch.tensor([[9.0, 0, 0, 0.1, 0.2, 2.0, 9.0], [9.0] * 7])
-    context = context_mask([offsets, [None] * 7], 7)
+    s = np.array([[9.0, 0, 0, 1.0, 3.0, 0.5, 9.0], [9.0] * 7], dtype=np.float32)
+    e = np.array([[9.0, 0, 0, 0.1, 0.2, 2.0, 9.0], [9.0] * 7], dtype=np.float32)
+    context = np.array([[o is not None for o in offsets], [False] * 7])
     best, empty = top_spans(s, e, context, 30, k=2)
     assert [(round(v, 4), i, j) for v, i, j in best] == [(5.0, 4, 5), (3.2, 4, 4)]  # no [CLS]
     ((value, i, j),) = top_spans(s, e, context, 1, k=1)[0]  # one token only
@@ -249,10 +248,10 @@ def test_training_loss_falls_and_saves(tmp_path, tokenizer):
         city = rng.choice(["Paris", "Rome", "Oslo", "Lima", "Kyiv", "Cairo"])
         ctx = f"Report {i}. The meeting number {i} was held in {city} on a sunny day."
         if i % 4 == 3:
-            examples.append(D.QAExample(f"n{i}", "t", "Who won the race?", ctx))
+            examples.append(squad.QAExample(f"n{i}", "t", "Who won the race?", ctx))
         else:
             examples.append(
-                D.QAExample(
+                squad.QAExample(
                     f"q{i}",
                     "t",
                     f"Where was meeting {i} held?",
@@ -262,9 +261,10 @@ def test_training_loss_falls_and_saves(tmp_path, tokenizer):
                     (city,),
                 )
             )
-    windows = D.build_train_windows(tokenizer, examples, max_length=128, stride=32)
-    assert len(windows) == 32
+    train_windows = windows.build_train_windows(tokenizer, examples, WindowSpec(128, 32, 64))
+    assert len(train_windows) == 32
     cfg = TrainConfig(
+        data_dir=str(DATA_DIR),
         out=str(tmp_path / "reader"),
         epochs=4,
         batch_size=8,
@@ -275,7 +275,7 @@ def test_training_loss_falls_and_saves(tmp_path, tokenizer):
         seed=3,
         threads=1,
     )
-    summary = train(cfg, windows=windows)
+    summary = train(cfg, windows=train_windows)
     print("train_seconds", summary["train_seconds"], "total", summary["total_seconds"])
     losses = summary["losses_per_log"]
     assert summary["steps"] == 16
@@ -294,8 +294,8 @@ def test_mix_and_repeat_arguments_are_validated():
 
     from rag.training.cli import parse_mix, parse_repeat
 
-    mix = parse_mix("squad=0.5,neg_para=0.25")
-    assert mix["squad"] == 0.5 and mix["neg_para"] == 0.25 and mix["v2dev"] == 0.0
+    shares = parse_mix("squad=0.5,neg_para=0.25")
+    assert shares["squad"] == 0.5 and shares["neg_para"] == 0.25 and shares["v2dev"] == 0.0
     assert parse_repeat("v2dev=4") == {"v2dev": 4}
     for bad in ("squad", "nope=0.2", "squad=x", "squad=-1", "squad=0"):
         with pytest.raises(argparse.ArgumentTypeError):
@@ -306,8 +306,8 @@ def test_mix_and_repeat_arguments_are_validated():
 
 
 def test_repeat_draws_a_small_pool_more_than_once():
-    once = D.build_training_examples(20_000, seed=3, mix={"v2dev": 1.0})
-    twice = D.build_training_examples(20_000, seed=3, mix={"v2dev": 1.0}, repeat={"v2dev": 2})
+    once = mix.build_training_examples(20_000, 3, DATA_DIR, {"v2dev": 1.0})
+    twice = mix.build_training_examples(20_000, 3, DATA_DIR, {"v2dev": 1.0}, repeat={"v2dev": 2})
     assert len({e.qid for e in once}) == len(once)  # one pass: every question once
     assert len(twice) == 2 * len(once)  # the pool is smaller than 20,000: both passes used
     assert {e.qid for e in twice} == {e.qid for e in once}
@@ -328,12 +328,12 @@ def test_similar_negatives_pick_the_answer_free_paragraph_sharing_most_question_
             ("A second lighthouse was planned in 1874 but never built.", []),
         ],
     )
-    negs = D.similar_paragraph_negatives([article])
+    negs = negatives.similar_paragraph_negatives([article])
     assert [n.qid for n in negs] == ["Harbour-0-0-negs2"]  # 1874 occurs in paragraph 3
     neg = negs[0]
     assert neg.is_impossible and neg.source == "neg_similar"
     assert neg.context.startswith("The Kestrel Point lighthouse keeper")
-    assert "neg_similar" in D.POOLS and "neg_similar" not in D.DEFAULT_MIX
+    assert "neg_similar" in mix.POOLS and "neg_similar" not in mix.DEFAULT_MIX
 
 
 def test_sentence_negatives_cut_the_answer_sentence_from_the_question_paragraph():
@@ -352,7 +352,7 @@ def test_sentence_negatives_cut_the_answer_sentence_from_the_question_paragraph(
             ("Mara Quill built it. In 1874.", [("Who built it?", "Mara Quill")]),
         ],
     )
-    negs = D.answer_sentence_negatives([article])
+    negs = negatives.answer_sentence_negatives([article])
     # The third answer sits in the first sentence; the short paragraph keeps one sentence only.
     assert [n.qid for n in negs] == ["Harbour-0-0-negc0", "Harbour-0-1-negc0", "Harbour-0-2-negc0"]
     assert negs[0].context == (
@@ -361,7 +361,7 @@ def test_sentence_negatives_cut_the_answer_sentence_from_the_question_paragraph(
     assert negs[0].context == negs[1].context
     assert negs[2].context.startswith("It was built in 1874")
     assert all(n.is_impossible and n.source == "neg_sentence" for n in negs)
-    assert "neg_sentence" in D.POOLS and "neg_sentence" not in D.DEFAULT_MIX
+    assert "neg_sentence" in mix.POOLS and "neg_sentence" not in mix.DEFAULT_MIX
 
 
 def test_sentence_negatives_skip_a_remainder_that_still_holds_the_answer():
@@ -374,7 +374,7 @@ def test_sentence_negatives_skip_a_remainder_that_still_holds_the_answer():
             )
         ],
     )
-    assert D.answer_sentence_negatives([article]) == []
+    assert negatives.answer_sentence_negatives([article]) == []
 
 
 def test_answer_excerpts_keep_the_answer_sentence_and_at_most_one_neighbour_each_side():
@@ -396,7 +396,7 @@ def test_answer_excerpts_keep_the_answer_sentence_and_at_most_one_neighbour_each
         ],
     )
     for seed in range(20):
-        exc = D.answer_excerpts([article], random.Random(seed))
+        exc = negatives.answer_excerpts([article], random.Random(seed))
         assert [e.qid for e in exc] == ["Harbour-0-0-exc0", "Harbour-0-1-exc0"]
         for e in exc:
             assert not e.is_impossible and e.source == "pos_excerpt"
@@ -405,4 +405,30 @@ def test_answer_excerpts_keep_the_answer_sentence_and_at_most_one_neighbour_each
         assert "It was built in 1874 by Mara Quill." in exc[0].context
         assert "Boats leave" not in exc[0].context  # two sentences away from the answer
         assert exc[1].context.endswith("The ferry is crimson.")
-    assert "pos_excerpt" in D.POOLS and "pos_excerpt" not in D.DEFAULT_MIX
+    assert "pos_excerpt" in mix.POOLS and "pos_excerpt" not in mix.DEFAULT_MIX
+
+
+def test_a_run_in_two_pieces_ends_where_one_run_ends(tmp_path, tokenizer):
+    """save_every + resume: a run stopped at a checkpoint and resumed takes the same steps."""
+    from rag.training.train import TrainConfig, train
+
+    ctx = "The meeting was held in Oslo on a sunny day."
+    examples = [
+        squad.QAExample(f"q{i}", "t", "Where was it held?", ctx, "Oslo", ctx.index("Oslo"))
+        for i in range(16)
+    ]
+    train_windows = windows.build_train_windows(tokenizer, examples, WindowSpec(64, 16, 32))
+
+    def config(name: str, **kw) -> TrainConfig:
+        return TrainConfig(
+            data_dir=str(DATA_DIR), out=str(tmp_path / name), epochs=2, batch_size=4,
+            max_length=64, log_every=2, seed=5, threads=1, wip_dir=str(tmp_path / "wip"), **kw,
+        )  # fmt: skip
+
+    whole = train(config("whole"), windows=train_windows)
+    first = train(config("first", save_every=3), windows=train_windows)
+    assert (tmp_path / "wip" / "checkpoint.pt").is_file()
+    resumed = train(config("resumed", resume=True), windows=train_windows)
+    assert whole["steps"] == first["steps"] == resumed["steps"] == 8
+    assert len(resumed["losses_per_log"]) == len(whole["losses_per_log"])
+    assert resumed["losses_per_log"][-1] == pytest.approx(whole["losses_per_log"][-1], rel=1e-3)

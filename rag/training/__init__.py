@@ -1,9 +1,11 @@
-"""Training and evaluation of Verbatim's own extractive span reader (a small BERT with a span head).
+"""The reader lab: training, evaluating and calibrating Verbatim's span reader (never imported
+by the serving path).
 
-- ``data``: loading SQuAD-format files, the fixed article split of SQuAD v2.0 dev, synthetic
-  unanswerable questions, and batched window (feature) building with the fast tokenizer.
-- ``train``: the seeded, reproducible training loop (CPU or CUDA, same code).
-- ``squad_eval``: SQuAD 2.0-style metrics on the held-out half of SQuAD v2.0 dev.
-- ``abstention``: a study of the reader's no-answer signal and verifiers built on it.
-- ``cli``: the ``train-reader`` and ``eval-reader`` subcommands.
+- ``squad``: SQuAD files, the fixed article splits, the official metrics.
+- ``negatives`` and ``mix``: synthetic unanswerables and the training mix.
+- ``windows``: labelled training windows and their batches.
+- ``train``: the seeded, resumable training loop (CPU or CUDA, same code).
+- ``evaluate``: ``eval-reader``, SQuAD 2.0 metrics on the held-out half of SQuAD v2.0 dev.
+- ``calibrate``: fitting ``calibration.json`` on held-out articles.
+- ``cli``: the ``train-reader``, ``eval-reader`` and ``calibrate-reader`` subcommands.
 """

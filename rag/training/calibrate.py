@@ -7,45 +7,40 @@ distractors are the paragraphs of the same article most similar to the question 
 service's embedding model (never one that holds the answer), and every setting's passages are
 ordered by that similarity, best first, as retrieval hands them to the reader.
 
-Every top candidate span becomes a row (features of :func:`rag.readers.span.span_features`,
+Every top candidate span becomes a row (features of :func:`rag.readers.calibration.span_features`,
 label: token F1 >= 0.5 against a gold answer; never for an unanswerable question). A logistic
-regression on the rows of one half of the articles is the calibration. The abstention threshold
-maximises SQuAD2 F1 of ``mixed`` + ``absent`` (``product``) on that half, reweighted to
-``--noans-share`` unanswerable questions (SQuAD v2 has ~50%, a document QA service far fewer; the
-logistic fit is weighted the same way), among the thresholds that refuse at most
-``--max-false-refusal`` of its answerable questions. Figures are printed for the other half
-(never fitted on).
-
-    python -m rag.readers.calibrate --model models/reader --limit 2000
+regression on the rows of one half of the articles (:func:`rag.training.squad.fit_titles`) is the
+calibration. The abstention threshold maximises SQuAD2 F1 of ``mixed`` + ``absent``
+(``product``) on that half, reweighted to ``noans_share`` unanswerable questions (SQuAD v2 has
+~50%, a document QA service far fewer; the logistic fit is weighted the same way), among the
+thresholds that refuse at most ``max_false_refusal`` of its answerable questions. Figures are
+reported for the other half (never fitted on).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from embeddings.encoder import Encoder
 from rag.answer import Passage
-from rag.config import get_settings
-from rag.readers.span import (
-    CALIBRATION_FILE,
-    FEATURES,
-    PRECISIONS,
-    Calibration,
-    Logits,
-    SpanReader,
-    select_spans,
+from rag.readers.calibration import FEATURES, Calibration
+from rag.readers.engine import WindowSpans
+from rag.readers.span import SpanReader, select_spans
+from rag.training.squad import (
+    QAExample,
+    answer_occurs,
+    exact_match,
+    examples_from_articles,
+    fit_titles,
+    heldout_articles,
+    token_f1,
 )
-from rag.training import data as D
-from rag.training.squad_eval import exact_match, token_f1
 
 SETTINGS = ("single", "mixed", "absent", "product")
 PRODUCT = ("mixed", "absent")  # what the service sees: the answer retrieved, or not at all
@@ -93,12 +88,12 @@ def sample_items(
     The distractors are the other paragraphs of the article closest to the question (cosine of
     ``encoder`` vectors) that do not contain an answer; all passages come ordered by it.
     """
-    _, held = D.split_v2_dev(D.load_articles(data_dir / D.SQUAD_V2_DEV))
-    picks: list[tuple[D.QAExample, list[str], int]] = []
+    held = heldout_articles(data_dir)
+    picks: list[tuple[QAExample, list[str], int]] = []
     for article in held:
         paras = [p["context"] for p in article["paragraphs"]]
         for pi, para in enumerate(article["paragraphs"]):
-            for ex in D.examples_from_articles([{"title": article["title"], "paragraphs": [para]}]):
+            for ex in examples_from_articles([{"title": article["title"], "paragraphs": [para]}]):
                 picks.append((ex, paras, pi))
     random.Random(seed).shuffle(picks)
     picks = picks[:limit] if limit else picks
@@ -110,7 +105,7 @@ def sample_items(
     for (ex, paras, pi), q in zip(picks, q_vecs, strict=True):
         sim = {j: float(para_vecs[row[c]] @ q) for j, c in enumerate(paras)}
         others = [j for j in range(len(paras)) if j != pi]
-        others = [j for j in others if not D.answer_occurs(ex.answers, paras[j])]
+        others = [j for j in others if not answer_occurs(ex.answers, paras[j])]
         chosen = sorted(others, key=lambda j: -sim[j])[:distractors]
         ranked = sorted([pi, *chosen], key=lambda j: -sim[j])
         items.append(
@@ -127,19 +122,10 @@ def sample_items(
 
 
 # -- reading ---------------------------------------------------------------------------------
-def subset(logits: Logits, passages: list[int]) -> Logits:
-    """The windows of ``logits`` that belong to ``passages``, renumbered to their positions."""
+def subset(windows: list[WindowSpans], passages: list[int]) -> list[WindowSpans]:
+    """The windows that belong to ``passages``, their ``pair`` renumbered to positions there."""
     position = {p: i for i, p in enumerate(passages)}
-    idx = [w for w, p in enumerate(logits.window_passage) if p in position]
-    return Logits(
-        logits.start[idx],
-        logits.end[idx],
-        [logits.null[w] for w in idx],
-        [position[logits.window_passage[w]] for w in idx],
-        [logits.offsets[w] for w in idx],
-        logits.context[idx],
-        [logits.norm[w] for w in idx],
-    )
+    return [replace(w, pair=position[w.pair]) for w in windows if w.pair in position]
 
 
 def read_item(reader: SpanReader, item: Item, top: int) -> list[Read]:
@@ -149,7 +135,7 @@ def read_item(reader: SpanReader, item: Item, top: int) -> list[Read]:
     only, so the question is unanswerable (as when retrieval misses or the corpus lacks it).
     Each setting keeps the similarity order, so ``passage_rank`` is the rank within it.
     """
-    logits = reader.forward(item.question, item.texts)
+    windows = reader.forward(item.question, item.texts)
     every = list(range(len(item.texts)))
     settings = [("single", [item.gold], item.answers), ("mixed", every, item.answers)]
     if len(item.texts) > 1 and item.answers:
@@ -161,7 +147,7 @@ def read_item(reader: SpanReader, item: Item, top: int) -> list[Read]:
             Passage(doc_id=f"p{i}", title=item.title, start=0, end=len(t), text=t, score=0.0)
             for i, t in enumerate(texts)
         ]
-        cands = reader.decode(item.question, texts, subset(logits, keep))
+        cands = reader.decode(item.question, texts, subset(windows, keep))
         cands.sort(key=lambda c: -c.logit)  # rank by raw logit, independent of any calibration
         feats: dict[tuple[int, int, int], tuple[float, ...]] = {}
         for c in cands:  # the best-scoring copy when windows overlap
@@ -259,37 +245,45 @@ def best_threshold(
     return max(allowed or THRESHOLDS[:1], key=lambda t: (table[t]["prior_f1"], -t))
 
 
-def fit_titles(titles: Iterable[str]) -> set[str]:
-    """The articles the calibration is fitted on: every second one by sorted title."""
-    return set(sorted(set(titles))[0::2])
-
-
 def split_by_title(reads: list[Read]) -> tuple[list[Read], list[Read]]:
     """(fit, test): articles alternate by sorted title (:func:`fit_titles`), none in both."""
     fit = fit_titles(r.title for r in reads)
     return [r for r in reads if r.title in fit], [r for r in reads if r.title not in fit]
 
 
-# -- the command -----------------------------------------------------------------------------
-def run(args: argparse.Namespace) -> dict:
-    """Read, fit on one half of the articles, choose the threshold, report on the other half."""
-    reader = SpanReader(
-        args.model,
-        max_length=args.max_length,
-        stride=args.stride,
-        max_answer_tokens=args.max_answer_tokens,
-        threads=args.threads or None,
-        precision=args.precision,
-    )
+# -- the run -----------------------------------------------------------------------------------
+@dataclass
+class CalibrationConfig:
+    """What a calibration fit reads and how it chooses (the ``calibrate-reader`` options)."""
+
+    model: str
+    data_dir: str
+    limit: int = 1500  # held-out questions to sample (0 = all)
+    distractors: int = 4  # other paragraphs per question: five passages, as the service reads
+    top: int = 5  # candidate spans per read
+    c: float = 1.0  # inverse L2 strength of the fit
+    seed: int = 7
+    threads: int = 0
+    precision: str = "fp32"
+    noans_share: float = 0.2  # expected share of unanswerable questions in use
+    max_false_refusal: float = 0.05  # largest share of answerable questions the threshold refuses
+    cache: str = ""  # JSON file of the reads (reused when it exists)
+    dry_run: bool = False  # report, do not write calibration.json
+
+
+def calibrate(cfg: CalibrationConfig, reader: SpanReader, encoder: Encoder) -> dict:
+    """Read, fit on one half of the articles, choose the threshold, report on the other half;
+    writes ``calibration.json`` beside the weights unless ``dry_run``."""
     reader.warm_up()
     reader.calibration = Calibration.fallback()  # features are calibration-free; start clean
     t0 = time.perf_counter()
-    reads = read_all(reader, args)
-    share = args.noans_share
+    reads = read_all(reader, encoder, cfg)
+    share = cfg.noans_share
     fit_reads, test_reads = split_by_title(reads)
-    cal = fit(fit_reads, args.c, share)
+    cal = fit(fit_reads, cfg.c, share)
     product = [r for r in fit_reads if r.setting in PRODUCT]
-    threshold = best_threshold(product, cal, share, args.max_false_refusal)
+    threshold = best_threshold(product, cal, share, cfg.max_false_refusal)
+    cal = replace(cal, threshold=threshold)
 
     def part(reads: list[Read], setting: str, c: Calibration, t: float) -> dict[str, float]:
         keep = PRODUCT if setting == "product" else (setting,)
@@ -304,46 +298,46 @@ def run(args: argparse.Namespace) -> dict:
         }
         for setting in SETTINGS
     }
-    out = {
-        "features": list(FEATURES),
-        "weights": list(cal.weights),
-        "bias": cal.bias,
-        "threshold": threshold,
+    spec = reader.spec
+    record = {
         "noans_share": share,
-        "max_false_refusal": args.max_false_refusal,
+        "max_false_refusal": cfg.max_false_refusal,
         "label": f"candidate span token F1 >= {CORRECT_F1} (never for unanswerable questions)",
         "fitted_on": {
-            "data": "SQuAD v2.0 dev, held-out half (rag.training.data.split_v2_dev), fit articles",
+            "data": "SQuAD v2.0 dev, held-out half (rag.training.squad), fit articles",
             "questions": len({r.qid for r in fit_reads}),
             "rows": sum(len(r.rows) for r in fit_reads),
-            "limit": args.limit,
-            "distractors": args.distractors,
-            "seed": args.seed,
-            "max_length": args.max_length,
-            "stride": args.stride,
-            "max_answer_tokens": args.max_answer_tokens,
-            "precision": args.precision,
+            "limit": cfg.limit,
+            "distractors": cfg.distractors,
+            "seed": cfg.seed,
+            "max_length": spec.max_length,
+            "stride": spec.stride,
+            "max_question_tokens": spec.max_question_tokens,
+            "max_answer_tokens": reader.max_answer_tokens,
+            "precision": cfg.precision,
         },
         "report": report,
         "read_seconds": round(time.perf_counter() - t0, 1),
     }
-    if not args.dry_run:
-        (Path(args.model) / CALIBRATION_FILE).write_text(json.dumps(out, indent=2) + "\n")
-    return out
+    if not cfg.dry_run:
+        cal.save(cfg.model, record)
+    return (
+        {"features": list(FEATURES), "weights": list(cal.weights), "bias": cal.bias}
+        | {"threshold": threshold}
+        | record
+    )
 
 
-def read_all(reader: SpanReader, args: argparse.Namespace) -> list[Read]:
-    """Every sampled item read in both settings (loaded from ``args.cache`` when it exists)."""
-    cache = Path(args.cache) if args.cache else None
+def read_all(reader: SpanReader, encoder: Encoder, cfg: CalibrationConfig) -> list[Read]:
+    """Every sampled item read in every setting (loaded from ``cfg.cache`` when it exists)."""
+    cache = Path(cfg.cache) if cfg.cache else None
     if cache and cache.is_file():
         return [_read_from(d) for d in json.loads(cache.read_text())]
-    settings = get_settings()
-    encoder = Encoder(settings.embedding_model, settings.embedding_batch_size)
-    items = sample_items(args.limit, args.distractors, args.seed, Path(args.data_dir), encoder)
+    items = sample_items(cfg.limit, cfg.distractors, cfg.seed, Path(cfg.data_dir), encoder)
     t0 = time.perf_counter()
     reads: list[Read] = []
     for n, item in enumerate(items, 1):
-        reads.extend(read_item(reader, item, args.top))
+        reads.extend(read_item(reader, item, cfg.top))
         if n % 200 == 0:
             print(f"  read {n}/{len(items)} ({time.perf_counter() - t0:.0f}s)", flush=True)
     if cache:
@@ -354,55 +348,3 @@ def read_all(reader: SpanReader, args: argparse.Namespace) -> list[Read]:
 def _read_from(d: dict) -> Read:
     rows = [Row(tuple(r["features"]), r["text"]) for r in d["rows"]]
     return Read(d["qid"], d["title"], d["setting"], tuple(d["answers"]), rows)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rag.readers.calibrate", description=__doc__)
-    p.add_argument("--model", default="models/reader", help="reader folder (gets calibration.json)")
-    p.add_argument("--limit", type=int, default=1500, help="held-out questions to sample (0 = all)")
-    p.add_argument(
-        "--distractors",
-        type=int,
-        default=4,
-        help="other paragraphs per question (4: five passages, as the service reads by default)",
-    )
-    p.add_argument("--top", type=int, default=5, help="candidate spans per read")
-    p.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the fit")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--max-length", type=int, default=384)
-    p.add_argument("--stride", type=int, default=128)
-    p.add_argument("--max-answer-tokens", type=int, default=30)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
-    p.add_argument("--data-dir", default=str(D.DATA_DIR))
-    p.add_argument(
-        "--noans-share",
-        type=float,
-        default=0.2,
-        help="expected share of unanswerable questions in use (weights the fit and threshold)",
-    )
-    p.add_argument(
-        "--max-false-refusal",
-        type=float,
-        default=0.05,
-        help="largest share of answerable questions the threshold may refuse (on the fit half)",
-    )
-    p.add_argument("--cache", default="", help="JSON file of the reads (reused when it exists)")
-    p.add_argument("--dry-run", action="store_true", help="print, do not write calibration.json")
-    args = p.parse_args(argv)
-    out = run(args)
-    print(json.dumps({k: out[k] for k in ("features", "weights", "bias", "threshold")}))
-    for setting, parts in out["report"].items():
-        for part, m in parts.items():
-            print(f"{setting:7s} {part:17s} " + " ".join(f"{k}={v}" for k, v in m.items()))
-    t = out["report"]["product"]["test"]
-    print(
-        f"held-out test (mixed + absent) at threshold {out['threshold']}: HasAns F1 {t['has_ans_f1']}, "
-        f"NoAns acc {t['no_ans_acc']}, overall F1 {t['overall_f1']}, "
-        f"F1 at {args.noans_share:.0%} unanswerable {t['prior_f1']}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

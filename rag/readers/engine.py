@@ -1,0 +1,117 @@
+"""The span engine: (question, text) pairs -> windows -> batched forwards -> each window's best
+spans, scored by raw ``start + end`` logit (comparable across windows, unlike a per-window
+softmax). The reader, the calibration fit and ``eval-reader`` all decode through it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from rag.readers.model import Backend
+from rag.readers.windows import Window, WindowSpec, collate, make_windows
+
+
+@dataclass
+class WindowSpans:
+    """What one window says: its best spans and its no-answer evidence."""
+
+    pair: int  # which (question, text) pair the window belongs to
+    null: float  # start + end logit of [CLS]; inf for a window without text tokens
+    norm: float  # logsumexp of start logits + of end logits over [CLS] and the text tokens
+    spans: list[tuple[float, int, int]]  # (start + end logit, char start, char end), best first
+
+
+def top_spans(
+    start: np.ndarray, end: np.ndarray, context: np.ndarray, max_answer_tokens: int, k: int
+) -> list[list[tuple[float, int, int]]]:
+    """Per window, up to ``k`` best ``(start + end logit, start token, end token)``, best first.
+
+    A span needs ``start <= end < start + max_answer_tokens`` with both tokens in ``context``
+    (bool ``[windows, tokens]``); only that band of pairs is ever computed.
+    """
+    n_win, n_tok = start.shape
+    band = max(1, min(max_answer_tokens, n_tok))
+    s = np.where(context, start, -np.inf).astype(np.float32)
+    e = np.where(context, end, -np.inf).astype(np.float32)
+    e = np.concatenate([e, np.full((n_win, band - 1), -np.inf, np.float32)], axis=1)
+    pair = (s[:, :, None] + sliding_window_view(e, band, axis=1)).reshape(n_win, -1)
+    k = min(k, pair.shape[1])
+    idx = np.argpartition(-pair, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(pair, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    out: list[list[tuple[float, int, int]]] = []
+    for w in range(n_win):
+        spans = []
+        for r in order[w]:
+            value = float(vals[w, r])
+            if value == -np.inf:
+                break
+            i, d = divmod(int(idx[w, r]), band)
+            spans.append((value, i, i + d))
+        out.append(spans)
+    return out
+
+
+def _logsumexp(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    x = np.where(keep, x, -np.inf)
+    m = x.max(axis=1, keepdims=True)
+    return (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))[:, 0]
+
+
+class SpanEngine:
+    """Decodes spans for any question-answering backend (torch now, ONNX Runtime next)."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        backend: Backend,
+        spec: WindowSpec | None = None,
+        max_answer_tokens: int = 30,
+        batch_size: int = 64,
+    ):
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.spec = spec or WindowSpec()
+        self.max_answer_tokens = max_answer_tokens
+        self.batch_size = batch_size
+        self.pad_id = tokenizer.pad_token_id or 0
+
+    def windows(self, questions: Sequence[str], texts: Sequence[str]) -> list[Window]:
+        return make_windows(self.tokenizer, questions, texts, self.spec)
+
+    def read(self, windows: Sequence[Window], per_window: int) -> list[WindowSpans]:
+        """Every window's ``per_window`` best spans, in window order. Up to ``batch_size``
+        windows go in one forward; more are sorted by length first, so batches pad little."""
+        if len(windows) <= self.batch_size:
+            order = list(range(len(windows)))
+        else:
+            order = sorted(range(len(windows)), key=lambda w: len(windows[w].input_ids))
+        out: list[WindowSpans | None] = [None] * len(windows)
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b : b + self.batch_size]
+            batch = [windows[w] for w in idx]
+            for w, spans in zip(idx, self._read_batch(batch, per_window), strict=True):
+                out[w] = spans
+        return [s for s in out if s is not None]
+
+    def _read_batch(self, batch: list[Window], per_window: int) -> list[WindowSpans]:
+        start, end = self.backend.forward(collate(batch, self.pad_id))
+        context = np.zeros(start.shape, dtype=bool)
+        for r, w in enumerate(batch):
+            context[r, : len(w.offsets)] = [o is not None for o in w.offsets]
+        allowed = context.copy()
+        allowed[:, 0] = True  # [CLS], the no-answer position
+        norm = _logsumexp(start, allowed) + _logsumexp(end, allowed)
+        null = start[:, 0] + end[:, 0]
+        tops = top_spans(start, end, context, self.max_answer_tokens, per_window)
+        out = []
+        for r, w in enumerate(batch):
+            spans = [(v, w.offsets[i][0], w.offsets[j][1]) for v, i, j in tops[r]]  # type: ignore[index]
+            # A window without text has no spans and no say in the smallest null.
+            n = float(null[r]) if w.has_context else float("inf")
+            out.append(WindowSpans(w.pair, n, float(norm[r]), spans))
+        return out
