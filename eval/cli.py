@@ -11,22 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from eval.harness import (
-    ConfigError,
-    ConfigResult,
-    EvalError,
-    EvalResult,
-    HttpBackend,
-    InProcessBackend,
-    corpus_dir_of,
-    expand_configs,
-    run_configs,
-)
+from eval.backends import EvalError, HttpBackend, InProcessBackend
+from eval.configs import ConfigError, expand_configs
+from eval.harness import ConfigResult, EvalResult, run_configs
 from eval.metrics import summarize
-from eval.questions import QuestionFileError, load_questions
-from rag.config import PROJECT_ROOT, Settings, get_settings
+from eval.questions import DEV_QUESTIONS, QuestionFileError, load_questions
+from rag.config import Settings, get_settings
 
-DEFAULT_QUESTIONS = PROJECT_ROOT / "eval" / "questions" / "dev.jsonl"
 EXIT_FAIL, EXIT_USAGE = 1, 2
 METRICS = sorted(summarize([]))
 
@@ -77,7 +68,7 @@ def handler(args: argparse.Namespace) -> int:
     """Run ``verbatim eval``; the exit status."""
     from eval.report import comparison_table, write_all
     from rag.documents import CorpusError
-    from rag.store import IndexLoadError
+    from rag.store import IndexLoadError, corpus_of
 
     def fail(msg: str, code: int) -> int:
         print(f"verbatim eval: {msg}", file=sys.stderr)
@@ -97,7 +88,7 @@ def handler(args: argparse.Namespace) -> int:
         target = f"service at {args.url}"
     else:
         backend = InProcessBackend(settings)
-        target = f"in-process (index {settings.index_dir}, corpus {corpus_dir_of(settings)})"
+        target = f"in-process (index {settings.index_dir}, corpus {corpus_of(settings)})"
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.perf_counter()
     try:
@@ -126,7 +117,7 @@ def handler(args: argparse.Namespace) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``eval`` options."""
-    p.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="JSONL question set")
+    p.add_argument("--questions", type=Path, default=DEV_QUESTIONS, help="JSONL question set")
     p.add_argument("--out", type=Path, default=Path("eval/out"), help="output folder")
     p.add_argument("--url", default=None, help="evaluate a running service (POST URL/ask)")
     p.add_argument(

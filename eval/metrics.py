@@ -25,10 +25,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-# SQuAD answer metrics live with the reader's evaluation; re-exported here for the harness.
-from rag.training.squad_eval import exact_match as exact_match
-from rag.training.squad_eval import normalize_answer as normalize_answer
-from rag.training.squad_eval import token_f1 as token_f1
+# The official SQuAD answer metrics, re-exported here for the harness.
+from rag.training.squad import exact_match as exact_match
+from rag.training.squad import normalize_answer as normalize_answer
+from rag.training.squad import token_f1 as token_f1
 
 Span = tuple[int, int]
 HIT_KS = (1, 3, 5, 10)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# The dev set: the default of ``verbatim eval`` and ``verbatim bench``, and the tests' questions.
+DEV_QUESTIONS = Path(__file__).resolve().parent / "questions" / "dev.jsonl"
+
 
 class QuestionFileError(ValueError):
     """A question file cannot be used; the message names the file, the line and the problem."""

@@ -2,12 +2,12 @@
 
 The corpus is every article of the held-out half of SQuAD v2.0 dev, one document each (as in
 :mod:`eval.squad_retrieval`). The questions come from the articles the reader's calibration was
-not fitted on (``rag.readers.calibrate.fit_titles``: every second sorted title): answerable
+not fitted on (``rag.training.squad.fit_titles``: every second sorted title): answerable
 ones, and SQuAD v2's adversarial unanswerable ones, whose article is in the corpus with a
 plausible wrong answer. Each value of ``second_pass_top_k`` gets one run, so the second read's
 gain (answers found deeper) and its cost (unanswerable questions it answers) can be weighed:
 
-    python -m eval.squad_ask --limit 1000          # ~8 min on 2 cores (embeds ~1,300 chunks)
+    verbatim squad-ask --limit 1000          # ~8 min on 2 cores (embeds ~1,300 chunks)
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from eval.metrics import percentile
 from eval.squad_retrieval import Probe, write_corpus
 from rag.answer import Answer
+from rag.config import field_bounds, get_settings
 from rag.pipeline import AskPipeline
-from rag.readers.calibrate import fit_titles
-from rag.training.squad_eval import exact_match, token_f1
+from rag.training.squad import exact_match, fit_titles, token_f1
 
 NOANS_SHARE = 0.2  # of questions in use, as the calibration assumes
 
@@ -67,7 +69,8 @@ def summarise(outcomes: list[Outcome]) -> dict[str, float]:
     has_f1 = mean([o.f1 for o in has])
     no_refused = mean([float(not o.answered) for o in no])
     answered = [o for o in has if o.answered]
-    ms = sorted(o.ms for o in outcomes)
+    ms = [o.ms for o in outcomes]
+    p95 = percentile(ms, 95)
     return {
         "answerable": len(has),
         "unanswerable": len(no),
@@ -78,20 +81,16 @@ def summarise(outcomes: list[Outcome]) -> dict[str, float]:
         "unanswerable_refused": no_refused,
         "f1_at_20pct_unanswerable": round((1 - NOANS_SHARE) * has_f1 + NOANS_SHARE * no_refused, 4),
         "median_ms": round(statistics.median(ms), 1) if ms else float("nan"),
-        "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1) if ms else float("nan"),
+        "p95_ms": round(p95, 1) if p95 is not None else float("nan"),
     }
 
 
 def evaluate(pipe: AskPipeline, probes: list[Probe], second_pass: list[int]) -> dict[int, dict]:
     """:func:`summarise` of every probe asked of ``pipe`` under each ``second_pass_top_k``."""
-    base = pipe.settings
     out: dict[int, dict] = {}
-    try:
-        for value in second_pass:
-            pipe.settings = base.model_copy(update={"second_pass_top_k": value})
-            out[value] = summarise([score(p, pipe.ask(p.question)) for p in probes])
-    finally:
-        pipe.settings = base
+    for value in second_pass:
+        asking = pipe.with_settings(second_pass_top_k=value)
+        out[value] = summarise([score(p, asking.ask(p.question)) for p in probes])
     return out
 
 
@@ -103,19 +102,8 @@ def sample(probes: list[Probe], limit: int, seed: int) -> list[Probe]:
     return chosen[:limit] if limit else chosen
 
 
-def main(argv: list[str] | None = None) -> dict[int, dict]:
-    from rag.config import get_settings
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=1000, help="questions to ask (0: all)")
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument(
-        "--second-pass", default="0,7", help="values of second_pass_top_k to compare (comma list)"
-    )
-    args = ap.parse_args(argv)
-    values = [int(v) for v in args.second_pass.split(",") if v.strip()]
-    if not values or min(values) < 0:
-        ap.error("--second-pass wants non-negative integers, e.g. 0,7")
+def handler(args: argparse.Namespace) -> int:
+    """Run ``verbatim squad-ask``: one line of figures per value of ``second_pass_top_k``."""
     base = get_settings()
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
@@ -130,11 +118,47 @@ def main(argv: list[str] | None = None) -> dict[int, dict]:
         print(
             f"{len(probes)} questions of {len({p.article for p in probes})} articles, {chunks} chunks"
         )
-        report = evaluate(pipe, probes, values)
+        compared = args.second_pass or [0, base.second_pass_top_k]  # without, then with
+        report = evaluate(pipe, probes, compared)
     for value, figures in report.items():
         print(f"second_pass_top_k={value}: " + json.dumps(figures))
-    return report
+    return 0
+
+
+def _second_pass_values(text: str) -> list[int]:
+    """``"0,7"`` -> ``[0, 7]``, each within the bounds of ``second_pass_top_k``."""
+    low, high = field_bounds("second_pass_top_k")
+    parts = [v.strip() for v in text.split(",") if v.strip()]
+    if not parts or not all(v.isdigit() and low <= int(v) <= high for v in parts):
+        raise argparse.ArgumentTypeError(f"wants integers in {low}..{high}, e.g. 0,7")
+    return [int(v) for v in parts]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``squad-ask`` subcommand (the ``verbatim.commands`` entry point)."""
+    p = subparsers.add_parser(
+        "squad-ask",
+        help="the whole ask on held-out SQuAD, with and without the second read",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--limit", type=int, default=1000, help="questions to ask (0: all)")
+    p.add_argument("--seed", type=int, default=7, help="of the question sample")
+    p.add_argument(
+        "--second-pass",
+        type=_second_pass_values,
+        default=None,
+        help="values of second_pass_top_k to compare (comma list; default: 0 and the setting)",
+    )
+    p.set_defaults(func=handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m eval.squad_ask``: the same command without the ``verbatim`` front end."""
+    from eval.standalone import run
+
+    return run(register, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

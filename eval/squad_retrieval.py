@@ -2,22 +2,31 @@
 
 Each held-out article becomes one document (its title, then its paragraphs); every answerable
 question is asked of the whole corpus. A passage hits when it lies inside the question's own
-paragraph and contains a reference answer. Prints hit@1, hit@5 and MRR@5 per strategy:
+paragraph and contains a reference answer. Prints hit@1, hit@k and MRR@k per strategy:
 
-    python -m eval.squad_retrieval            # ~5 min on 2 cores (embeds ~1,300 chunks)
+    verbatim squad-retrieval            # ~5 min on 2 cores (embeds ~1,300 chunks)
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.config import get_settings
+from rag.config import field_bounds, get_settings
 from rag.pipeline import AskPipeline
-from rag.training import data as D
+from rag.training.squad import examples_from_articles, heldout_articles
+
+# (label, retrieval mode, fusion of the hybrid mode)
+STRATEGIES = [
+    ("dense", "dense", "convex"),
+    ("bm25", "bm25", "convex"),
+    ("hybrid rrf", "hybrid", "rrf"),
+    ("hybrid convex", "hybrid", "convex"),
+]
 
 
 @dataclass(frozen=True)
@@ -32,14 +41,13 @@ class Probe:
 def write_corpus(folder: Path, data_dir: Path, unanswerable: bool = False) -> list[Probe]:
     """One text file per held-out article in ``folder``; its answerable questions as probes
     (the unanswerable ones too, when asked)."""
-    _, held = D.split_v2_dev(D.load_articles(data_dir / D.SQUAD_V2_DEV))
     probes: list[Probe] = []
-    for i, article in enumerate(held):
+    for i, article in enumerate(heldout_articles(data_dir)):
         name = f"{i:03d}_{re.sub(r'[^A-Za-z0-9]+', '_', article['title'])[:40]}.txt"
         paragraphs = [p["context"] for p in article["paragraphs"]]
         title = article["title"].replace("_", " ")
         (folder / name).write_text("\n\n".join([title, *paragraphs]), encoding="utf-8")
-        for ex in D.examples_from_articles([article]):
+        for ex in examples_from_articles([article]):
             if ex.answers or unanswerable:
                 probes.append(Probe(ex.question, name, ex.context, ex.answers, article["title"]))
     return probes
@@ -54,38 +62,58 @@ def first_hit(pipe: AskPipeline, probe: Probe, mode: str, k: int) -> int | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
-    ap.add_argument("--k", type=int, default=5)
-    args = ap.parse_args(argv)
+def handler(args: argparse.Namespace) -> int:
+    """Run ``verbatim squad-retrieval``: one line of figures per strategy."""
     base = get_settings()
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
         corpus.mkdir()
         probes = write_corpus(corpus, base.qa_data_dir)[: args.limit or None]
-        strategies = [
-            ("dense", "dense", "convex"),
-            ("bm25", "bm25", "convex"),
-            ("hybrid rrf", "hybrid", "rrf"),
-            ("hybrid convex", "hybrid", "convex"),
-        ]
+        k = args.k or base.top_k
         settings = base.model_copy(
             update={"corpus_dir": corpus, "index_dir": Path(tmp) / "index", "merge_passages": False}
         )
         pipe = AskPipeline(settings)
         pipe.warm_up()
         print(f"{len(probes)} questions, {len(pipe.store.chunks)} chunks")  # type: ignore[union-attr]
-        print(f"{'strategy':14} hit@1  hit@{args.k}  mrr@{args.k}")
-        for label, mode, fusion in strategies:
-            pipe.retriever.fusion = fusion  # type: ignore[union-attr]
-            ranks = [first_hit(pipe, p, mode, args.k) for p in probes]
+        print(f"{'strategy':14} hit@1  hit@{k}  mrr@{k}")
+        for label, mode, fusion in STRATEGIES:
+            fused = pipe.with_settings(fusion=fusion)
+            ranks = [first_hit(fused, p, mode, k) for p in probes]
             n = len(ranks)
             h1 = sum(r == 1 for r in ranks) / n
             hk = sum(r is not None for r in ranks) / n
             mrr = sum(1 / r for r in ranks if r) / n
             print(f"{label:14} {h1:.3f}  {hk:.3f}  {mrr:.3f}")
+    return 0
+
+
+def _top_k(value: str) -> int:
+    low, high = field_bounds("top_k")
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise argparse.ArgumentTypeError(f"must be an integer in {low}..{high}")
+    return int(value)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``squad-retrieval`` subcommand (the ``verbatim.commands`` entry point)."""
+    p = subparsers.add_parser(
+        "squad-retrieval",
+        help="each retrieval strategy on held-out SQuAD articles",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
+    p.add_argument("--k", type=_top_k, default=None, help="passages per question (default: top_k)")
+    p.set_defaults(func=handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m eval.squad_retrieval``: the same command without the ``verbatim`` front end."""
+    from eval.standalone import run
+
+    return run(register, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

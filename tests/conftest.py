@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from embeddings.encoder import Encoder
-from rag.config import PROJECT_ROOT, Settings
+from eval.questions import DEV_QUESTIONS
+from rag.config import Settings
 from rag.pipeline import AskPipeline
 
 pytest_plugins = ["api_fixtures"]  # the service's fixtures: api_app, client, live_server
-
-DEV_QUESTIONS = PROJECT_ROOT / "eval" / "questions" / "dev.jsonl"
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from api_fixtures import free_port
 
 VERBATIM = [sys.executable, "-m", "rag.cli"]
 
@@ -85,3 +86,34 @@ def test_any_folder_can_be_ingested_and_asked(small_corpus, tmp_path):
     passages = json.loads(done.stdout)
     assert {p["doc_id"] for p in passages} <= {"a.txt", "sub/b.md", "c.html"}
     assert passages[0]["doc_id"] == "c.html"
+
+
+# -- verbatim bench --------------------------------------------------------------------------
+
+
+def test_bench_times_index_builds_and_each_stage_of_ask(index_dir):
+    done = run(["bench", "--limit", "2", "--repeat-ingest", "1", "--warmup", "1"], index_dir)
+    assert done.returncode == 0, done.stderr
+    assert "ingest seeds/: median " in done.stdout and "over 1 builds" in done.stdout
+    assert "ask over 2 questions x 1 (2 calls), milliseconds:" in done.stdout
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[-3:]}
+    assert set(rows) == {"retrieve", "read", "total"}
+    assert all(float(v) >= 0 for values in rows.values() for v in values)
+
+
+def test_bench_url_times_post_ask_against_a_live_server(live_server, tmp_path):
+    args = ["bench", "--url", live_server, "--limit", "3", "--concurrency", "2", "--warmup", "1"]
+    done = run(args, tmp_path / "no-index")
+    assert done.returncode == 0, done.stderr
+    assert f"POST /ask x 3 (concurrency 2) against {live_server}" in done.stdout
+    assert "client latency ms: median " in done.stdout and "server total ms:" in done.stdout
+    assert "3 answered with 200" in done.stdout and ", 0 errors" in done.stdout
+    assert not (tmp_path / "no-index").exists()  # nothing was built in-process
+
+
+def test_bench_url_refuses_a_reader_and_reports_an_unreachable_server(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    done = run(["bench", "--url", url, "--reader", "span"], tmp_path / "index")
+    assert done.returncode == 2 and "--reader cannot be chosen with --url" in done.stderr
+    done = run(["bench", "--url", url, "--limit", "1"], tmp_path / "index")
+    assert done.returncode == 1 and "cannot reach the service" in done.stderr

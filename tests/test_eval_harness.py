@@ -11,17 +11,11 @@ import httpx
 import pytest
 from api_fixtures import free_port, running_server
 
+from eval.backends import HttpBackend, InProcessBackend
 from eval.cli import main as eval_main
-from eval.harness import (
-    EvalConfig,
-    HttpBackend,
-    InProcessBackend,
-    expand_configs,
-    run_configs,
-    span_reader_available,
-)
-from eval.questions import load_questions
-from rag.config import PROJECT_ROOT
+from eval.configs import EvalConfig, expand_configs, span_reader_available
+from eval.harness import run_configs
+from eval.questions import DEV_QUESTIONS, load_questions
 
 VERBATIM = [sys.executable, "-m", "rag.cli"]
 PICK = ("dev-002", "dev-004", "dev-005", "dev-015")
@@ -40,7 +34,7 @@ CONFIGS = ["mode=bm25", "mode=hybrid", "mode=hybrid,threshold=0.99"]
 @pytest.fixture(scope="module")
 def small_questions(tmp_path_factory) -> Path:
     """Four dev questions (one with also_in, one unanswerable) and one the service refuses."""
-    lines = (PROJECT_ROOT / "eval" / "questions" / "dev.jsonl").read_text("utf-8").splitlines()
+    lines = DEV_QUESTIONS.read_text("utf-8").splitlines()
     picked = [line for line in lines if json.loads(line)["id"] in PICK]
     path = tmp_path_factory.mktemp("questions") / "small.jsonl"
     path.write_text("\n".join([*picked, json.dumps(LONG)]) + "\n", encoding="utf-8")

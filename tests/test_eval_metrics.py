@@ -8,8 +8,9 @@ import pytest
 
 from eval import metrics as m
 from eval.cli import check_floors, parse_floors
-from eval.harness import ConfigError, ConfigResult, EvalConfig, EvalResult, parse_config
-from eval.questions import QuestionFileError, load_questions, parse_questions
+from eval.configs import ConfigError, EvalConfig, parse_config
+from eval.harness import ConfigResult, EvalResult
+from eval.questions import DEV_QUESTIONS, QuestionFileError, load_questions, parse_questions
 from eval.report import write_all
 
 # -- answers ---------------------------------------------------------------------------------
@@ -220,9 +221,7 @@ def _lines(*objs) -> list[str]:
 
 
 def test_dev_set_loads(tmp_path):
-    from eval.cli import DEFAULT_QUESTIONS
-
-    qs = load_questions(DEFAULT_QUESTIONS)
+    qs = load_questions(DEV_QUESTIONS)
     assert len(qs) == 40 and sum(not q.answerable for q in qs) == 5
     (tmp_path / "q.jsonl").write_text("\n" + json.dumps(GOOD) + "\n\n", encoding="utf-8")
     assert [q.id for q in load_questions(tmp_path / "q.jsonl")] == ["q1"]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import pytest
 
 from eval.squad_retrieval import Probe, first_hit, write_corpus
-from rag.training import data as D
+from rag.config import get_settings
+from rag.training.squad import SQUAD_V2_DEV, heldout_articles
+
+DATA_DIR = get_settings().qa_data_dir
 
 
-@pytest.mark.skipif(not (D.DATA_DIR / D.SQUAD_V2_DEV).exists(), reason="qa-data not mounted")
+@pytest.mark.skipif(not (DATA_DIR / SQUAD_V2_DEV).exists(), reason="qa-data not mounted")
 def test_corpus_holds_every_held_out_article_and_its_answerable_questions(tmp_path):
-    probes = write_corpus(tmp_path, D.DATA_DIR)
-    _, held = D.split_v2_dev(D.load_articles(D.DATA_DIR / D.SQUAD_V2_DEV))
+    probes = write_corpus(tmp_path, DATA_DIR)
+    held = heldout_articles(DATA_DIR)
     files = sorted(tmp_path.glob("*.txt"))
     assert len(files) == len(held)
     texts = {f.name: f.read_text(encoding="utf-8") for f in files}

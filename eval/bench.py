@@ -1,0 +1,179 @@
+"""``verbatim bench``: speed, as medians and p95.
+
+In-process (the default): full index builds with the model loaded, then warm ``ask`` latency per
+stage. With ``--url``: ``POST /ask`` latency against a running service, ``--concurrency``
+requests at a time, beside the service's own ``timings_ms.total``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, get_args
+
+from eval.metrics import percentile
+from eval.questions import DEV_QUESTIONS, QuestionFileError, load_questions
+from rag.config import ReaderKind, Settings, get_settings, with_overrides
+
+EXIT_FAIL, EXIT_USAGE = 1, 2
+
+
+# -- in-process ------------------------------------------------------------------------------
+def bench_ingest(settings: Settings, repeat: int) -> list[float]:
+    """Seconds for full index builds of the corpus into throw-away folders (model loaded)."""
+    from embeddings.encoder import Encoder
+    from rag.store import build_index, corpus_of
+
+    encoder = Encoder.from_settings(settings)
+    encoder.warm_up()
+    corpus = corpus_of(settings)
+    times = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            scratch = settings.model_copy(
+                update={"corpus_dir": corpus, "index_dir": Path(tmp) / "index"}
+            )
+            t0 = time.perf_counter()
+            build_index(scratch, encoder)
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def bench_ask(
+    settings: Settings, questions: list[str], repeat: int, warmup: int
+) -> dict[str, list[float]]:
+    """Per-stage milliseconds of ``ask`` over the questions in a warm process."""
+    from rag.pipeline import AskPipeline
+
+    pipe = AskPipeline(settings)
+    pipe.warm_up()
+    for q in questions[:warmup]:  # warm caches and lazy kernels
+        pipe.ask(q)
+    stages: dict[str, list[float]] = {"retrieve": [], "read": [], "total": []}
+    for _ in range(repeat):
+        for q in questions:
+            t = pipe.ask(q).timings_ms
+            for stage in stages:
+                stages[stage].append(getattr(t, stage))
+    return stages
+
+
+def run_in_process(settings: Settings, questions: list[str], args: argparse.Namespace) -> int:
+    from rag.store import corpus_of
+
+    ingest = bench_ingest(settings, args.repeat_ingest)
+    stages = bench_ask(settings, questions, args.repeat, args.warmup)
+    print(f"reader={settings.reader} mode={settings.retrieval_mode} top_k={settings.top_k}")
+    print(
+        f"ingest {corpus_of(settings).name}/: median {statistics.median(ingest):.2f} s "
+        f"over {len(ingest)} builds (model loaded)"
+    )
+    n = len(stages["total"])
+    print(f"ask over {len(questions)} questions x {args.repeat} ({n} calls), milliseconds:")
+    print(f"{'stage':<10}{'median':>10}{'p95':>10}")
+    for stage, values in stages.items():
+        print(f"{stage:<10}{statistics.median(values):>10.1f}{percentile(values, 95):>10.1f}")
+    return 0
+
+
+# -- against a live service ------------------------------------------------------------------
+def timed_ask(client: Any, url: str, question: str) -> tuple[float, dict | None]:
+    """Seconds for one POST /ask, and the answer (None on an HTTP error)."""
+    started = time.perf_counter()
+    response = client.post(f"{url}/ask", json={"question": question})
+    elapsed = time.perf_counter() - started
+    return elapsed, response.json() if response.status_code == 200 else None
+
+
+def run_live(url: str, questions: list[str], args: argparse.Namespace) -> int:
+    """Exit 0 when every request got a 200, else 1."""
+    import httpx
+
+    url = url.rstrip("/")
+    asked = questions * args.repeat
+    with httpx.Client(timeout=args.timeout) as client:
+        try:
+            for question in questions[: args.warmup]:
+                timed_ask(client, url, question)
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                results = list(pool.map(lambda q: timed_ask(client, url, q), asked))
+        except httpx.TransportError as exc:
+            print(f"verbatim bench: cannot reach the service at {url}: {exc}", file=sys.stderr)
+            return EXIT_FAIL
+    ms = [seconds * 1000 for seconds, _ in results]
+    answers = [a for _, a in results if a is not None]
+    server = [a["timings_ms"]["total"] for a in answers]
+    print(f"POST /ask x {len(ms)} (concurrency {args.concurrency}) against {url}")
+    print(
+        f"  client latency ms: median {statistics.median(ms):.1f}  p95 {percentile(ms, 95):.1f}"
+        f"  min {min(ms):.1f}  max {max(ms):.1f}"
+    )
+    if server:
+        print(
+            f"  server total ms:   median {statistics.median(server):.1f}"
+            f"  p95 {percentile(server, 95):.1f}"
+        )
+    abstained = sum(a["abstained"] for a in answers)
+    print(
+        f"  {len(answers)} answered with 200 ({abstained} abstentions), "
+        f"{len(ms) - len(answers)} errors"
+    )
+    return 0 if len(answers) == len(ms) else EXIT_FAIL
+
+
+# -- the command -----------------------------------------------------------------------------
+def handler(args: argparse.Namespace) -> int:
+    """Run ``verbatim bench``; the exit status."""
+    if args.url and args.reader:
+        print("verbatim bench: --reader cannot be chosen with --url", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        questions = [q.question for q in load_questions(args.questions)][: args.limit]
+    except QuestionFileError as exc:
+        print(f"verbatim bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.url:
+        return run_live(args.url, questions, args)
+    settings = with_overrides(
+        get_settings(),
+        corpus_dir=getattr(args, "corpus_dir", None),
+        index_dir=getattr(args, "index_dir", None),
+        reader=args.reader,
+    )
+    return run_in_process(settings, questions, args)
+
+
+def _positive_int(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``bench`` subcommand (the ``verbatim.commands`` entry point)."""
+    p = subparsers.add_parser(
+        "bench",
+        help="time index builds and warm ask latency, or POST /ask against a server (--url)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--questions", type=Path, default=DEV_QUESTIONS, help="JSONL question set")
+    p.add_argument("--limit", type=_positive_int, default=None, help="use the first N questions")
+    p.add_argument("--repeat", type=_positive_int, default=1, help="passes over the questions")
+    p.add_argument("--warmup", type=int, default=3, help="untimed questions asked first")
+    p.add_argument(
+        "--repeat-ingest", type=_positive_int, default=3, help="index builds to time (in-process)"
+    )
+    p.add_argument("--reader", choices=get_args(ReaderKind), default=None, help="(in-process)")
+    p.add_argument("--url", default=None, help="time POST URL/ask of a running service instead")
+    p.add_argument(
+        "--concurrency", type=_positive_int, default=1, help="requests at a time (with --url)"
+    )
+    p.add_argument("--timeout", type=float, default=120.0, help="HTTP timeout (s, with --url)")
+    p.set_defaults(func=handler)
