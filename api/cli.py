@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
-from rag.config import Settings, get_settings
+from rag.config import Settings, field_bounds, get_settings
 
 ENV_OVERRIDES = {"corpus_dir": "VERBATIM_CORPUS_DIR", "index_dir": "VERBATIM_INDEX_DIR"}
 
 
-def _port(value: str) -> int:
-    port = int(value)
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError("must be between 1 and 65535")
-    return port
+def _setting_int(name: str) -> Callable[[str], int]:
+    """An argparse type: a whole number within the bounds of the ``Settings`` field ``name``."""
+    low, high = field_bounds(name)
+    if low is not None and high is not None:
+        rule = f"must be between {low} and {high}"
+    else:
+        rule = f"must be at least {low}" if low is not None else f"must be at most {high}"
+
+    def parse(value: str) -> int:
+        n = int(value)
+        if (low is not None and n < low) or (high is not None and n > high):
+            raise argparse.ArgumentTypeError(rule)
+        return n
+
+    parse.__name__ = name  # argparse names the type in "invalid port value: 'x'"
+    return parse
 
 
-def _workers(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
+def _default(name: str) -> object:
+    return Settings.model_fields[name].default
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,13 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the HTTP API and chat widget",
         description="Serve the API, the document views and the chat widget (demo at /).",
     )
-    p.add_argument("--host", default=None, help="interface to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=None, help="port (default: 8000)")
+    p.add_argument("--host", default=None, help=f"interface to bind (default: {_default('host')})")
+    p.add_argument(
+        "--port",
+        type=_setting_int("port"),
+        default=None,
+        help=f"port (default: {_default('port')})",
+    )
     p.add_argument(
         "--workers",
-        type=_workers,
+        type=_setting_int("workers"),
         default=None,
-        help="worker processes, each with its own copy of the models (default: 1)",
+        help="worker processes, each with its own copy of the models "
+        f"(default: {_default('workers')})",
     )
     p.set_defaults(func=serve)
 
@@ -45,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def serve(args: argparse.Namespace) -> int:
     """Run uvicorn until interrupted. Settings come from ``VERBATIM_*`` and the options."""
     import uvicorn
+
+    from rag.store import prepare_index
 
     # Workers are separate processes that read their settings from the environment.
     for key, env in ENV_OVERRIDES.items():
@@ -54,7 +71,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     workers = args.workers or settings.workers
     if workers > 1:
-        _prepare_index(settings)
+        prepare_index(settings)  # once, before several workers would race to build it
     uvicorn.run(
         "api.app:app_from_env",
         factory=True,
@@ -65,13 +82,3 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
-
-
-def _prepare_index(settings: Settings) -> None:
-    """Build the index once, before several workers would race to build it."""
-    from embeddings.encoder import Encoder
-    from rag.store import open_index
-
-    encoder = Encoder(settings.embedding_model, settings.embedding_batch_size)
-    encoder.warm_up()
-    open_index(settings, encoder)

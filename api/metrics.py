@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -13,7 +14,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -76,13 +77,21 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def _routes(app: ASGIApp) -> Iterator[BaseRoute]:
+    """The app's routes, each included router's one by one (recent FastAPI keeps them nested;
+    the routers are included without a prefix, so each route's own path is its template)."""
+    for route in getattr(app, "routes", ()):
+        nested = getattr(route, "original_router", None)
+        yield from _routes(nested) if nested is not None else (route,)
+
+
 def endpoint_of(app: ASGIApp, scope: Scope) -> str:
     """The route template of a request (``/documents/{doc_id:path}``), never the raw path."""
     route = scope.get("route")
     if route is not None:
         return getattr(route, "path", "other")
     partial = None  # the path matches but not the method (a CORS preflight, a 405)
-    for candidate in getattr(app, "routes", ()):
+    for candidate in _routes(app):
         match = candidate.matches(scope)[0]
         if match == Match.FULL:
             return getattr(candidate, "path", "other")

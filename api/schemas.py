@@ -8,8 +8,9 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.answer import Answer, Citation
+from rag.config import RetrievalMode, field_bounds
 
-MAX_TOP_K = 50
+TOP_K_MIN, TOP_K_MAX = field_bounds("top_k")
 
 
 def view_url(doc_id: str, start: int | None = None, end: int | None = None) -> str:
@@ -38,14 +39,14 @@ class AskRequest(BaseModel):
     question: str = Field(description="The question, in plain words.")
     top_k: int | None = Field(
         None,
-        ge=1,
-        le=MAX_TOP_K,
+        ge=TOP_K_MIN,
+        le=TOP_K_MAX,
         description=(
             "Passages to retrieve and read (default: the server's); when the reader is unsure "
             "over them, it reads the server's second_pass_top_k once more."
         ),
     )
-    mode: Literal["hybrid", "dense", "bm25"] | None = Field(
+    mode: RetrievalMode | None = Field(
         None, description="Retrieval mode (default: the server's, normally hybrid)."
     )
 

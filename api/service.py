@@ -1,0 +1,130 @@
+"""What the routers share: the pipeline, its readiness, the limiter, the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, FastAPI, Request
+
+from api.errors import ApiError
+from api.limits import Limiter, Overloaded
+from api.metrics import Metrics
+from api.schemas import (
+    AskRequest,
+    AskResponse,
+    DocumentDetail,
+    DocumentList,
+    DocumentSummary,
+    view_url,
+)
+from rag.config import Settings
+from rag.documents import Document
+from rag.pipeline import AskPipeline, QuestionError
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """The pipeline behind the endpoints, with its readiness, back-pressure and metrics."""
+
+    def __init__(self, settings: Settings, pipeline: AskPipeline):
+        self.settings, self.pipeline = settings, pipeline
+        self.metrics = Metrics()
+        self.ready = pipeline.ready
+        self.failure: str | None = None
+        self.limiter: Limiter | None = None
+        self._listing: DocumentList | None = None
+        self._summaries: dict[str, DocumentSummary] = {}
+
+    @asynccontextmanager
+    async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        """The app's lifespan: the limiter, then the index and models loading in the background."""
+        # The limiter's semaphore must be created inside the running event loop.
+        self.limiter = limiter = Limiter(self.settings.max_in_flight, self.settings.max_queue)
+        self.metrics.in_flight.set_function(lambda: limiter.in_flight)
+        self.metrics.queued.set_function(lambda: limiter.waiting)
+        task = None if self.ready else asyncio.create_task(self.warm_up())
+        yield
+        if task is not None:
+            task.cancel()
+
+    async def warm_up(self) -> None:
+        """Load the index and models once, off the event loop."""
+        try:
+            await anyio.to_thread.run_sync(self.pipeline.warm_up, abandon_on_cancel=True)
+        except Exception as exc:
+            log.exception("warm-up failed")
+            self.failure = f"loading the index and models failed: {exc}"
+        else:
+            self.ready = True
+            log.info("ready: %d documents", len(self.pipeline.documents))
+
+    def require_ready(self) -> None:
+        if not self.ready:
+            message = self.failure or "the index and models are still loading; try again shortly"
+            raise ApiError(503, "not_ready", message, {"Retry-After": "5"})
+
+    def document(self, doc_id: str) -> Document:
+        self.require_ready()
+        doc = self.pipeline.document(doc_id)
+        if doc is None:
+            raise ApiError(404, "unknown_document", f"no document has the id {doc_id!r}")
+        return doc
+
+    def listing(self) -> DocumentList:
+        """Every document's summary, computed once (the index does not change while serving)."""
+        self.require_ready()
+        if self._listing is None:
+            docs = [
+                DocumentSummary(
+                    doc_id=d.doc_id,
+                    title=d.title,
+                    length=len(d.text),
+                    chunks=self.pipeline.chunk_count(d.doc_id),
+                    url=view_url(d.doc_id),
+                )
+                for d in self.pipeline.documents
+            ]
+            self._listing = DocumentList(count=len(docs), documents=docs)
+            self._summaries = {d.doc_id: d for d in docs}
+        return self._listing
+
+    def detail(self, doc_id: str) -> DocumentDetail:
+        doc = self.document(doc_id)
+        self.listing()
+        return DocumentDetail(
+            **self._summaries[doc_id].model_dump(),
+            content_hash=doc.content_hash,
+            excluded=list(doc.excluded),
+            text=doc.text,
+        )
+
+    async def ask(self, body: AskRequest, request_id: str) -> AskResponse:
+        """The pipeline's answer; it validates the question (QuestionError: a 422)."""
+        self.require_ready()
+        assert self.limiter is not None
+        try:
+            answer = await self.limiter.run(self.pipeline.ask, body.question, body.mode, body.top_k)
+        except Overloaded:
+            self.metrics.rejected.inc()
+            raise
+        except QuestionError:
+            raise
+        except Exception as exc:  # answered here so CORS and metrics middleware still see it
+            log.exception("request %s: answering %r failed", request_id, body.question)
+            raise ApiError(500, "internal_error", "answering failed; try again later") from exc
+        self.metrics.observe_answer(answer.abstained, answer.timings_ms.model_dump())
+        return AskResponse.of(answer, request_id)
+
+
+async def get_service(request: Request) -> Service:
+    """The app's :class:`Service`, as a dependency (async, so it costs no threadpool hop)."""
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
