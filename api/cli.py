@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 
-from rag.config import Settings, field_bounds, get_settings
+from rag.cli import bounded
+from rag.config import Settings, get_settings
 
 ENV_OVERRIDES = {"corpus_dir": "VERBATIM_CORPUS_DIR", "index_dir": "VERBATIM_INDEX_DIR"}
-
-
-def _setting_int(name: str) -> Callable[[str], int]:
-    """An argparse type: a whole number within the bounds of the ``Settings`` field ``name``."""
-    low, high = field_bounds(name)
-    if low is not None and high is not None:
-        rule = f"must be between {low} and {high}"
-    else:
-        rule = f"must be at least {low}" if low is not None else f"must be at most {high}"
-
-    def parse(value: str) -> int:
-        n = int(value)
-        if (low is not None and n < low) or (high is not None and n > high):
-            raise argparse.ArgumentTypeError(rule)
-        return n
-
-    parse.__name__ = name  # argparse names the type in "invalid port value: 'x'"
-    return parse
 
 
 def _default(name: str) -> object:
@@ -43,13 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None, help=f"interface to bind (default: {_default('host')})")
     p.add_argument(
         "--port",
-        type=_setting_int("port"),
+        type=bounded("port"),
         default=None,
         help=f"port (default: {_default('port')})",
     )
     p.add_argument(
         "--workers",
-        type=_setting_int("workers"),
+        type=bounded("workers"),
         default=None,
         help="worker processes, each with its own copy of the models "
         f"(default: {_default('workers')})",

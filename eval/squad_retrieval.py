@@ -16,7 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.config import field_bounds, get_settings
+from rag.cli import bounded
+from rag.config import get_settings
 from rag.pipeline import AskPipeline
 from rag.training.squad import examples_from_articles, heldout_articles
 
@@ -88,13 +89,6 @@ def handler(args: argparse.Namespace) -> int:
     return 0
 
 
-def _top_k(value: str) -> int:
-    low, high = field_bounds("top_k")
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise argparse.ArgumentTypeError(f"must be an integer in {low}..{high}")
-    return int(value)
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``squad-retrieval`` subcommand (the ``verbatim.commands`` entry point)."""
     p = subparsers.add_parser(
@@ -104,7 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
-    p.add_argument("--k", type=_top_k, default=None, help="passages per question (default: top_k)")
+    p.add_argument(
+        "--k", type=bounded("top_k"), default=None, help="passages per question (default: top_k)"
+    )
     p.set_defaults(func=handler)
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import get_args
@@ -105,7 +106,10 @@ def _add_query_options(p: argparse.ArgumentParser) -> None:
         help=f"retrieval mode (default: {s.retrieval_mode})",
     )
     p.add_argument(
-        "--top-k", type=_top_k, default=None, help=f"passages to read (default: {s.top_k})"
+        "--top-k",
+        type=bounded("top_k"),
+        default=None,
+        help=f"passages to read (default: {s.top_k})",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     add_reader_option(p)
@@ -115,12 +119,22 @@ def add_reader_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", choices=get_args(ReaderKind), default=None)
 
 
-def _top_k(value: str) -> int:
-    low, high = field_bounds("top_k")
-    n = int(value)
-    if not low <= n <= high:  # type: ignore[operator]
-        raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
-    return n
+def bounded(name: str) -> Callable[[str], int]:
+    """An argparse type: a whole number within the bounds of the ``Settings`` field ``name``."""
+    low, high = field_bounds(name)
+    if low is not None and high is not None:
+        rule = f"must be between {low} and {high}"
+    else:
+        rule = f"must be at least {low}" if low is not None else f"must be at most {high}"
+
+    def parse(value: str) -> int:
+        n = int(value)
+        if (low is not None and n < low) or (high is not None and n > high):
+            raise argparse.ArgumentTypeError(rule)
+        return n
+
+    parse.__name__ = name  # argparse names the type in "invalid port value: 'x'"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
