@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from embeddings.vector_index import IndexKind
 from rag.readers.windows import WindowSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +18,6 @@ SEED_CORPUS = PROJECT_ROOT / "seeds"
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 Fusion = Literal["convex", "rrf"]
 ReaderKind = Literal["span", "sentence"]
-IndexKind = Literal["flat", "hnsw", "ivf"]
 ReaderPrecision = Literal["auto", "fp32", "bf16", "int8"]
 
 
@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # The span reader abstains under this calibrated confidence (chosen on held-out SQuAD data:
     # models/reader/calibration.json).
     abstain_threshold: float = Field(0.25, ge=0, le=1)
+    # The sentence reader's own scale: cosine similarity plus weighted word overlap.
+    sentence_threshold: float = Field(0.35, ge=0)
 
     # Reader training and calibration data (SQuAD-format gzip JSON): ../shared/qa-data by default
     qa_data_dir: Path = PROJECT_ROOT.parent / "shared" / "qa-data"

@@ -47,7 +47,7 @@ def make_reader(settings: Settings, encoder: Encoder) -> Reader:
     if settings.reader == "sentence":
         from rag.readers.sentence import SentenceReader
 
-        return SentenceReader(encoder)
+        return SentenceReader.from_settings(settings, encoder)
     from rag.readers.span import SpanReader
 
     return SpanReader.from_settings(settings)

@@ -6,6 +6,7 @@ import numpy as np
 
 from embeddings.encoder import Encoder
 from rag.answer import Passage
+from rag.config import Settings
 from rag.readers.base import Reading, Span
 from rag.readers.words import overlap
 from rag.sentences import split_sentences
@@ -18,6 +19,10 @@ class SentenceReader:
         self.encoder = encoder
         self.threshold = threshold
         self.overlap_weight = overlap_weight
+
+    @classmethod
+    def from_settings(cls, settings: Settings, encoder: Encoder) -> SentenceReader:
+        return cls(encoder, threshold=settings.sentence_threshold)
 
     def warm_up(self) -> None:
         self.encoder.warm_up()

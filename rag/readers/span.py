@@ -67,7 +67,7 @@ class SpanReader:
         model: str,
         spec: WindowSpec | None = None,
         max_answer_tokens: int = 30,
-        threshold: float = 0.25,
+        threshold: float = Settings.model_fields["abstain_threshold"].default,
         top_n: int = 5,
         per_window: int = 20,
         threads: int | None = None,
