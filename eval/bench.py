@@ -2,7 +2,9 @@
 
 In-process (the default): full index builds with the model loaded, then warm ``ask`` latency per
 stage. With ``--url``: ``POST /ask`` latency against a running service, ``--concurrency``
-requests at a time, beside the service's own ``timings_ms.total``.
+requests at a time, beside the service's own ``timings_ms.total``. With ``--url`` and
+``--clients 1,8,32``: a load test, each count of closed-loop clients in turn for ``--seconds``
+(answers/s, p50/p95/p99 of the 200s, status counts, the server's RSS; a markdown table at the end).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, get_args
 
+from eval.bench_load import client_counts, duration, run_load, warmup_duration
 from eval.metrics import percentile
 from eval.questions import DEV_QUESTIONS, QuestionFileError, load_questions
 from rag.config import ReaderKind, Settings, get_settings, with_overrides
@@ -137,7 +140,16 @@ def handler(args: argparse.Namespace) -> int:
     except QuestionFileError as exc:
         print(f"verbatim bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.clients and args.concurrency:
+        print("verbatim bench: --clients and --concurrency exclude each other", file=sys.stderr)
+        return EXIT_USAGE
+    if (args.clients or args.server_pid) and not args.url:
+        print("verbatim bench: --clients and --server-pid need --url", file=sys.stderr)
+        return EXIT_USAGE
+    if args.url and args.clients:
+        return run_load(args.url, questions, args)
     if args.url:
+        args.concurrency = args.concurrency or 1
         return run_live(args.url, questions, args)
     settings = with_overrides(
         get_settings(),
@@ -173,7 +185,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reader", choices=get_args(ReaderKind), default=None, help="(in-process)")
     p.add_argument("--url", default=None, help="time POST URL/ask of a running service instead")
     p.add_argument(
-        "--concurrency", type=_positive_int, default=1, help="requests at a time (with --url)"
+        "--concurrency", type=_positive_int, default=None, help="requests at a time (with --url)"
     )
     p.add_argument("--timeout", type=float, default=120.0, help="HTTP timeout (s, with --url)")
+    p.add_argument(
+        "--clients",
+        type=client_counts,
+        default=None,
+        help="load test: closed-loop client counts run in turn, e.g. 1,8,32 (with --url)",
+    )
+    p.add_argument(
+        "--seconds", type=duration, default=30.0, help="measured seconds per client count"
+    )
+    p.add_argument(
+        "--warmup-seconds",
+        type=warmup_duration,
+        default=2.0,
+        help="unmeasured load before each count",
+    )
+    p.add_argument(
+        "--server-pid", type=_positive_int, default=None, help="read the server's RSS from /proc"
+    )
     p.set_defaults(func=handler)

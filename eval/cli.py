@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from eval.backends import EvalError, HttpBackend, InProcessBackend
+from eval.backends import Backend, EvalError, HttpBackend, InProcessBackend
 from eval.configs import ConfigError, expand_configs
 from eval.harness import ConfigResult, EvalResult, run_configs
 from eval.metrics import summarize
@@ -20,6 +20,9 @@ from rag.config import Settings, get_settings
 
 EXIT_FAIL, EXIT_USAGE = 1, 2
 METRICS = sorted(summarize([]))
+# Systems ``--compare`` can put beside Verbatim (each an optional extra).
+COMPARE = ("haystack",)
+NO_ANSWER = ("on", "off", "both")
 
 
 def parse_floors(items: list[str] | None) -> dict[str, float]:
@@ -84,11 +87,27 @@ def handler(args: argparse.Namespace) -> int:
     if args.limit:
         questions = questions[: args.limit]
     if args.url:
-        backend = HttpBackend(args.url, settings, timeout=args.timeout)
+        verbatim = HttpBackend(args.url, settings, timeout=args.timeout)
         target = f"service at {args.url}"
     else:
-        backend = InProcessBackend(settings)
+        verbatim = InProcessBackend(settings)
         target = f"in-process (index {settings.index_dir}, corpus {corpus_of(settings)})"
+    backend: Backend = verbatim
+    compared: list = []  # the other system's rows: reported, never gated by --fail-under
+    if args.compare:
+        try:
+            from eval.haystack_backend import CompareBackend, HaystackBackend, compare_configs
+        except ImportError as exc:
+            msg = f"--compare {args.compare} needs the optional extra: pip install -e '.[compare]'"
+            return fail(f"{msg} ({exc})", EXIT_USAGE)
+        reader = str(args.compare_reader or settings.reader_model)
+        if not (Path(reader) / "config.json").is_file():
+            return fail(f"--compare-reader: no reader model in {reader}", EXIT_USAGE)
+        haystack = HaystackBackend(settings, reader)
+        backend = CompareBackend(verbatim, haystack)
+        compared = compare_configs(reader, args.compare_no_answer)
+        configs += compared
+        target += f"; beside it {haystack.describe()}, corpus {corpus_of(settings)}"
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.perf_counter()
     try:
@@ -96,8 +115,8 @@ def handler(args: argparse.Namespace) -> int:
     except (EvalError, CorpusError, IndexLoadError) as exc:
         return fail(str(exc), EXIT_FAIL)
     finally:
-        if isinstance(backend, HttpBackend):
-            backend.close()
+        if isinstance(verbatim, HttpBackend):
+            verbatim.close()
     result = EvalResult(
         str(args.questions), target, results, warnings, started, time.perf_counter() - t0
     )
@@ -109,7 +128,7 @@ def handler(args: argparse.Namespace) -> int:
     code = 0
     if any(r.skipped for r in results):
         code = fail("some configurations could not run (see warnings)", EXIT_FAIL)
-    failures = check_floors(results, floors)
+    failures = check_floors([r for r in results if r.config not in compared], floors)
     for f in failures:
         print(f"FAIL: {f}", file=sys.stderr)
     return EXIT_FAIL if failures else code
@@ -134,6 +153,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="METRIC=VALUE",
         help=f"exit 1 when a configuration's metric is below VALUE (repeatable): {', '.join(METRICS)}",
+    )
+    p.add_argument(
+        "--compare",
+        choices=COMPARE,
+        default=None,
+        help="also run the question set through a plain Haystack 3.4 pipeline (issue 14's) and "
+        "report both; needs pip install -e '.[compare]'",
+    )
+    p.add_argument(
+        "--compare-reader",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the reader folder of the compared pipeline (default: the settings' reader_model)",
+    )
+    p.add_argument(
+        "--compare-no-answer",
+        choices=NO_ANSWER,
+        default="both",
+        help="Haystack's no-answer: on (it may abstain), off (answer everything), or both rows",
     )
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--timeout", type=float, default=120.0, help="HTTP timeout per question (s)")

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from api_fixtures import free_port
 
+from eval.bench_load import COLUMNS, proc_memory
+
 VERBATIM = [sys.executable, "-m", "rag.cli"]
 
 
@@ -117,3 +119,27 @@ def test_bench_url_refuses_a_reader_and_reports_an_unreachable_server(tmp_path):
     assert done.returncode == 2 and "--reader cannot be chosen with --url" in done.stderr
     done = run(["bench", "--url", url, "--limit", "1"], tmp_path / "index")
     assert done.returncode == 1 and "cannot reach the service" in done.stderr
+
+
+def test_bench_clients_runs_closed_loop_load_per_client_count(live_server, tmp_path):
+    args = ["bench", "--url", live_server, "--clients", "1,2", "--seconds", "2"]
+    done = run(args + ["--warmup-seconds", "0.5"], tmp_path / "no-index")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[2].split() == " ".join(COLUMNS).split()
+    rows = [dict(zip(COLUMNS, line.split(), strict=True)) for line in lines[3:5]]
+    assert [row["clients"] for row in rows] == ["1", "2"]
+    for row in rows:
+        assert float(row["answers/s"]) > 0 and float(row["p50 ms"]) <= float(row["p99 ms"])
+        assert int(row["200"]) > 0 and row["429"] == row["other"] == row["conn_err"] == "0"
+        assert row["RSS MiB"] != "n/a"  # from the server's /metrics
+    markdown = [line for line in lines if line.startswith("| ")]
+    assert markdown[0].startswith("| clients | answers/s | p50 ms | p95 ms | p99 ms | statuses |")
+    assert [m.split(" | ")[:1] for m in markdown[1:]] == [["| 1"], ["| 2"]]
+    assert not (tmp_path / "no-index").exists()
+
+
+def test_bench_reads_a_local_process_memory_from_proc():
+    rss, peak = proc_memory(os.getpid())
+    assert rss is not None and peak is not None and 0 < rss <= peak
+    assert proc_memory(2**22 + 1) == (None, None)  # above the kernel's pid limit: no such process
