@@ -17,6 +17,8 @@ COPY models models
 COPY seeds seeds
 # The same install as the README's `make run`: the project and its runtime requirements.
 RUN pip install -e .
+# The reader in ONNX Runtime, exported from the shipped weights (as `make install` does).
+RUN verbatim export-onnx
 # Build the index at image build time so the container starts serving at once.
 RUN verbatim ingest
 

@@ -19,9 +19,15 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# The reader (fp32 and int8) and the query encoder in ONNX Runtime, exported from the weights.
+ONNX   := models/reader/onnx/model.int8.onnx models/encoder-onnx/model.onnx
 
-install-test: $(VENV)/.installed-test browser
+$(ONNX) &: $(VENV)/.installed models/reader/model.safetensors
+	$(BIN)/verbatim export-onnx
+
+install: $(VENV)/.installed $(ONNX)
+
+install-test: $(VENV)/.installed-test $(ONNX) browser
 
 ## Debian's Chromium for the widget's browser tests (Playwright cannot download its own here).
 browser:

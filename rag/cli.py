@@ -57,6 +57,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """Export the reader (fp32 and int8, beside its weights) and the query encoder to ONNX."""
+    from embeddings.encoder import Encoder
+    from rag.readers.onnx_backend import export_onnx
+
+    settings = get_settings()
+    written = export_onnx(args.model, int8=not args.no_int8)
+    written.append(Encoder.from_settings(settings).export_onnx())
+    for path in written:
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def _mark(sentence: str, start: int, end: int) -> str:
     """The sentence with the answer between »« for a terminal."""
     bold, off = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
@@ -163,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", default=None, help="corpus folder (default: seeds/)")
     p.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("export-onnx", help="export the reader and the encoder to ONNX Runtime")
+    p.add_argument("--model", default=get_settings().reader_model, help="reader folder")
+    p.add_argument("--no-int8", action="store_true", help="only the fp32 file")
+    p.set_defaults(func=cmd_export_onnx)
 
     p = sub.add_parser("ask", help="answer a question")
     p.add_argument("question")

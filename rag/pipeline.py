@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from embeddings.encoder import Encoder
 from rag.answer import Answer, Citation, Passage, Timings
@@ -28,6 +28,16 @@ ASK_TIME_SETTINGS = frozenset(
 
 class QuestionError(ValueError):
     """The question cannot be asked as it is; the message says why."""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One question as asked: its text, and the retrieval mode and passages to read (None:
+    the settings')."""
+
+    question: str
+    mode: RetrievalMode | None = None
+    top_k: int | None = None
 
 
 def validate_question(question: str, max_chars: int) -> str:
@@ -124,26 +134,73 @@ class AskPipeline:
     def ask(
         self, question: str, mode: RetrievalMode | None = None, top_k: int | None = None
     ) -> Answer:
-        """Answer a question from the documents, or abstain.
+        """Answer a question from the documents, or abstain (:class:`QuestionError` when it
+        cannot be asked).
 
         When the reader abstains over the ``top_k`` passages and ``second_pass_top_k`` is more,
         it reads the passages that the deeper ranking adds, so only unsure questions pay for it.
         """
-        question = validate_question(question, self.settings.max_question_chars)
-        k = top_k or self.settings.top_k
+        answer = self.ask_many([Ask(question, mode, top_k)])[0]
+        if isinstance(answer, QuestionError):
+            raise answer
+        return answer
+
+    def ask_many(self, asks: list[Ask]) -> list[Answer | QuestionError]:
+        """:meth:`ask` of each, in order (a :class:`QuestionError` in place of a question that
+        cannot be asked). The questions are embedded in one batch and their passages read in
+        shared forward passes: how the service answers concurrent questions. Each answer's
+        timings are those of the batch's stages."""
+        out: list[Answer | QuestionError | None] = []
+        todo: list[tuple[int, str, RetrievalMode, int]] = []
+        for a in asks:
+            try:
+                question = validate_question(a.question, self.settings.max_question_chars)
+            except QuestionError as exc:
+                out.append(exc)
+                continue
+            k = a.top_k or self.settings.top_k
+            todo.append((len(out), question, a.mode or self.settings.retrieval_mode, k))
+            out.append(None)  # answered below
+        if not todo:
+            return out  # type: ignore[return-value]
+        self.warm_up()
+        assert self.retriever is not None and self.reader is not None
         t0 = time.perf_counter()
-        hits = self._hits(question, mode, max(k, self.settings.second_pass_top_k))
-        passages = self._passages(hits[:k])
+        depth = self.settings.second_pass_top_k
+        hits = self.retriever.search_many(
+            [q for _, q, _, _ in todo],
+            [max(k, depth) for *_, k in todo],
+            [m for _, _, m, _ in todo],
+        )
+        passages = [self._passages(h[:k]) for h, (*_, k) in zip(hits, todo, strict=True)]
         t1 = time.perf_counter()
-        assert self.reader is not None
-        reading = self.reader.read(question, passages)
-        if reading.abstain and len(hits) > k:
-            added = [p for p in self._passages(hits) if p not in passages]
-            if added:
-                more = self.reader.read(question, added, first_rank=len(passages))
-                reading = combine_readings(reading, more, passages, added)
-                passages = passages + added
+        readings = self.reader.read_many(
+            [(q, p, 0) for (_, q, _, _), p in zip(todo, passages, strict=True)]
+        )
+        again = []  # (position in todo, the passages the deeper ranking adds)
+        for n, (reading, h, (*_, k)) in enumerate(zip(readings, hits, todo, strict=True)):
+            if reading.abstain and len(h) > k:
+                added = [p for p in self._passages(h) if p not in passages[n]]
+                if added:
+                    again.append((n, added))
+        if again:
+            items = [(todo[n][1], added, len(passages[n])) for n, added in again]
+            for (n, added), more in zip(again, self.reader.read_many(items), strict=True):
+                readings[n] = combine_readings(readings[n], more, passages[n], added)
+                passages[n] = passages[n] + added
         t2 = time.perf_counter()
+        timings = Timings(
+            retrieve=round((t1 - t0) * 1000, 2),
+            read=round((t2 - t1) * 1000, 2),
+            total=round((t2 - t0) * 1000, 2),
+        )
+        for (i, question, _, _), reading, read in zip(todo, readings, passages, strict=True):
+            out[i] = self._answer(question, reading, read, timings)
+        return out  # type: ignore[return-value]
+
+    def _answer(
+        self, question: str, reading: Reading, passages: list[Passage], timings: Timings
+    ) -> Answer:
         cited = [self._cite(span, passages) for span in reading.spans]
         abstained = reading.abstain or not cited
         return Answer(
@@ -154,11 +211,7 @@ class AskPipeline:
             citations=[] if abstained else cited[:1],
             alternatives=cited if abstained else cited[1:],
             passages=passages,
-            timings_ms=Timings(
-                retrieve=round((t1 - t0) * 1000, 2),
-                read=round((t2 - t1) * 1000, 2),
-                total=round((t2 - t0) * 1000, 2),
-            ),
+            timings_ms=timings,
         )
 
     def _hits(self, query: str, mode: RetrievalMode | None, k: int) -> list[Hit]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import get_args
 
+import numpy as np
+
 from embeddings.encoder import Encoder
 from rag.config import Fusion, RetrievalMode, Settings
 from rag.store import IndexStore
@@ -47,9 +49,10 @@ class Retriever:
         s = settings
         return cls(store, encoder, s.candidates, s.rrf_k, s.dense_weight, s.bm25_weight, s.fusion)
 
-    def dense(self, query: str, k: int) -> list[Hit]:
-        """Cosine similarity of the query's embedding with each chunk's."""
-        scores, ids = self.store.vectors.search(self.encoder.encode([query]), k)
+    def dense(self, query: str, k: int, vector: np.ndarray | None = None) -> list[Hit]:
+        """Cosine similarity of the query's embedding (``vector`` when given) with each chunk's."""
+        query_vector = self.encoder.encode([query]) if vector is None else vector[None, :]
+        scores, ids = self.store.vectors.search(query_vector, k)
         return [Hit(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
     def bm25(self, query: str, k: int) -> list[Hit]:
@@ -57,11 +60,11 @@ class Retriever:
         scores, ids = self.store.sparse.search(query, k)
         return [Hit(int(i), float(s)) for s, i in zip(scores, ids, strict=True)]
 
-    def hybrid(self, query: str, k: int) -> list[Hit]:
+    def hybrid(self, query: str, k: int, vector: np.ndarray | None = None) -> list[Hit]:
         """The dense and BM25 candidates fused by :meth:`convex` or :meth:`rrf`."""
         n = max(k, self.candidates)
         rankings = [
-            (self.dense_weight, self.dense(query, n)),
+            (self.dense_weight, self.dense(query, n, vector)),
             (self.bm25_weight, self.bm25(query, n)),
         ]
         fused = self.convex(rankings) if self.fusion == "convex" else self.rrf(rankings)
@@ -91,7 +94,23 @@ class Retriever:
         return fused
 
     def search(self, query: str, k: int, mode: RetrievalMode = "hybrid") -> list[Hit]:
-        strategies = {"dense": self.dense, "bm25": self.bm25, "hybrid": self.hybrid}
-        if mode not in strategies:
-            raise ValueError(f"unknown retrieval mode {mode!r}; use hybrid, dense or bm25")
-        return strategies[mode](query, k)
+        return self.search_many([query], [k], [mode])[0]
+
+    def search_many(
+        self, queries: list[str], ks: list[int], modes: list[RetrievalMode]
+    ) -> list[list[Hit]]:
+        """Each query's ``k`` best hits under its mode; the queries that need embedding are
+        embedded in one batch (how the service answers concurrent questions)."""
+        if unknown := set(modes) - set(get_args(RetrievalMode)):
+            raise ValueError(f"unknown retrieval mode {unknown.pop()!r}; use hybrid, dense or bm25")
+        dense = [i for i, mode in enumerate(modes) if mode != "bm25"]
+        vectors = dict(zip(dense, self.encoder.encode([queries[i] for i in dense]), strict=True))
+        out = []
+        for i, (query, k, mode) in enumerate(zip(queries, ks, modes, strict=True)):
+            if mode == "bm25":
+                out.append(self.bm25(query, k))
+            elif mode == "dense":
+                out.append(self.dense(query, k, vectors[i]))
+            else:
+                out.append(self.hybrid(query, k, vectors[i]))
+        return out

@@ -9,7 +9,7 @@ import pytest
 
 from rag.config import get_settings
 from rag.readers.engine import top_spans
-from rag.readers.windows import WindowSpec
+from rag.readers.windows import WindowSpec, WindowTokenizer
 from rag.training import mix, negatives, squad, windows
 from rag.training.squad import compute_exact, compute_f1, normalize_answer, squad2_metrics
 
@@ -170,6 +170,12 @@ def tokenizer():
     return load_tokenizer(default_base_model())
 
 
+def _cutter(spec: WindowSpec) -> WindowTokenizer:
+    from rag.training.train import default_base_model
+
+    return WindowTokenizer.from_folder(default_base_model(), spec)
+
+
 def test_train_windows_label_the_answer(tokenizer):
     long_ctx = " ".join(f"word{i}" for i in range(150)) + " The answer is Zanzibar today."
     examples = [
@@ -178,7 +184,7 @@ def test_train_windows_label_the_answer(tokenizer):
         ),
         squad.QAExample("b", "t", "What?", "Nothing here.", source="neg"),
     ]
-    wins = windows.build_train_windows(tokenizer, examples, WindowSpec(64, 16, 64))
+    wins = windows.build_train_windows(_cutter(WindowSpec(64, 16, 64)), examples)
     assert len(wins) > 2  # the long context overflows into several windows
     assert all(len(w.input_ids) <= 64 for w in wins)
     labelled = [w for w in wins if w.start > 0]
@@ -261,7 +267,7 @@ def test_training_loss_falls_and_saves(tmp_path, tokenizer):
                     (city,),
                 )
             )
-    train_windows = windows.build_train_windows(tokenizer, examples, WindowSpec(128, 32, 64))
+    train_windows = windows.build_train_windows(_cutter(WindowSpec(128, 32, 64)), examples)
     assert len(train_windows) == 32
     cfg = TrainConfig(
         data_dir=str(DATA_DIR),
@@ -417,7 +423,7 @@ def test_a_run_in_two_pieces_ends_where_one_run_ends(tmp_path, tokenizer):
         squad.QAExample(f"q{i}", "t", "Where was it held?", ctx, "Oslo", ctx.index("Oslo"))
         for i in range(16)
     ]
-    train_windows = windows.build_train_windows(tokenizer, examples, WindowSpec(64, 16, 32))
+    train_windows = windows.build_train_windows(_cutter(WindowSpec(64, 16, 32)), examples)
 
     def config(name: str, **kw) -> TrainConfig:
         return TrainConfig(

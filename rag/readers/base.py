@@ -38,6 +38,10 @@ class Reading:
     score: float  # confidence in the best span (or in the abstention's complement), [0, 1]
 
 
+# (question, its passages best first, the retrieval rank of the first passage)
+ReadItem = tuple[str, list[Passage], int]
+
+
 class Reader(Protocol):
     """Cheap to construct; ``warm_up()`` loads heavy weights; ``read()`` is pure."""
 
@@ -45,4 +49,8 @@ class Reader(Protocol):
 
     def read(self, question: str, passages: list[Passage], first_rank: int = 0) -> Reading:
         """Spans of ``passages``, whose retrieval ranks start at ``first_rank``."""
+        ...
+
+    def read_many(self, items: list[ReadItem]) -> list[Reading]:
+        """:meth:`read` of each item, sharing the model's batches where the reader can."""
         ...

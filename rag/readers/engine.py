@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from rag.readers.model import Backend
-from rag.readers.windows import Window, WindowSpec, collate, make_windows
+from rag.readers.windows import Window, WindowTokenizer, collate
 
 
 @dataclass
@@ -67,29 +66,23 @@ class SpanEngine:
 
     def __init__(
         self,
-        tokenizer: Any,
+        tokenizer: WindowTokenizer,
         backend: Backend,
-        spec: WindowSpec | None = None,
         max_answer_tokens: int = 30,
         batch_size: int = 64,
     ):
         self.tokenizer = tokenizer
         self.backend = backend
-        self.spec = spec or WindowSpec()
         self.max_answer_tokens = max_answer_tokens
         self.batch_size = batch_size
-        self.pad_id = tokenizer.pad_token_id or 0
 
     def windows(self, questions: Sequence[str], texts: Sequence[str]) -> list[Window]:
-        return make_windows(self.tokenizer, questions, texts, self.spec)
+        return self.tokenizer.windows(questions, texts)
 
     def read(self, windows: Sequence[Window], per_window: int) -> list[WindowSpans]:
-        """Every window's ``per_window`` best spans, in window order. Up to ``batch_size``
-        windows go in one forward; more are sorted by length first, so batches pad little."""
-        if len(windows) <= self.batch_size:
-            order = list(range(len(windows)))
-        else:
-            order = sorted(range(len(windows)), key=lambda w: len(windows[w].input_ids))
+        """Every window's ``per_window`` best spans, in window order. Windows are batched by
+        length (up to ``batch_size`` a forward), so a batch pads little."""
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w].input_ids))
         out: list[WindowSpans | None] = [None] * len(windows)
         for b in range(0, len(order), self.batch_size):
             idx = order[b : b + self.batch_size]
@@ -99,7 +92,7 @@ class SpanEngine:
         return [s for s in out if s is not None]
 
     def _read_batch(self, batch: list[Window], per_window: int) -> list[WindowSpans]:
-        start, end = self.backend.forward(collate(batch, self.pad_id))
+        start, end = self.backend.forward(collate(batch, self.tokenizer.pad_id))
         context = np.zeros(start.shape, dtype=bool)
         for r, w in enumerate(batch):
             context[r, : len(w.offsets)] = [o is not None for o in w.offsets]

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rag.readers.precision import apply_precision, resolve_device, set_threads
+from rag.readers.precision import apply_precision, resolve_device, resolve_precision, set_threads
 
 # Call-time settings that a base tokenizer's config carries over from sentence-transformers.
 _STALE_TOKENIZER_KEYS = (
@@ -48,7 +48,8 @@ class TorchBackend:
 
 
 def load_tokenizer(folder: str | Path) -> Any:
-    """The folder's fast tokenizer (offsets and overflowing windows need one)."""
+    """The folder's transformers tokenizer (to save it beside trained weights; reading uses
+    :class:`rag.readers.windows.WindowTokenizer` on its ``tokenizer.json``)."""
     from transformers import AutoTokenizer
 
     local = Path(folder).is_dir()
@@ -71,13 +72,23 @@ def load_qa_model(folder: str | Path) -> Any:
 
 
 def load_reader_model(
-    folder: str | Path, precision: str = "auto", threads: int | None = None, device: str = "cpu"
-) -> tuple[Any, TorchBackend]:
-    """(tokenizer, backend) of a reader folder, at the precision asked for."""
+    folder: str | Path,
+    precision: str = "auto",
+    threads: int | None = None,
+    device: str = "cpu",
+    backend: str = "torch",
+) -> Backend:
+    """The reader folder's model on ``backend`` (``torch``, or ``onnx``: the files
+    ``verbatim export-onnx`` wrote, run without torch) at the precision asked for."""
+    precision = resolve_precision(precision, backend)
+    if backend == "onnx":
+        from rag.readers.onnx_backend import OnnxBackend
+
+        return OnnxBackend.load(folder, precision, threads)
     set_threads(threads)
     dev = resolve_device(device)
     model = apply_precision(load_qa_model(folder).to(dev), precision)
-    return load_tokenizer(folder), TorchBackend(model, dev)
+    return TorchBackend(model, dev)
 
 
 def save_reader_model(model: Any, tokenizer: Any, out: str | Path) -> Path:

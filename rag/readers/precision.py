@@ -8,9 +8,10 @@ import warnings
 from pathlib import Path
 from typing import Any, get_args
 
-from rag.config import ReaderPrecision
+from rag.config import ReaderPrecision, Runtime
 
 PRECISIONS: tuple[str, ...] = get_args(ReaderPrecision)  # auto, fp32, bf16, int8
+BACKENDS: tuple[str, ...] = get_args(Runtime)  # torch, onnx
 
 
 @functools.cache
@@ -23,11 +24,19 @@ def cpu_has_bf16() -> bool:
     return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
-def resolve_precision(precision: str) -> str:
-    """``auto``: ``bf16`` where the CPU computes it natively (about 1.5x faster reading, the
-    same answers on the dev set), else ``fp32``; any other value as it is."""
+def resolve_precision(precision: str, backend: str = "torch") -> str:
+    """``auto`` on torch: ``bf16`` where the CPU computes it natively (about 1.5x faster
+    reading, the same answers on the dev set), else ``fp32``; on onnx: ``fp32`` (dynamic int8
+    scales activations per batch, so an answer would depend on the questions it is batched
+    with). Any other value as it is, if the backend has it (ONNX Runtime: fp32 and int8)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: use {', '.join(BACKENDS)}")
+    if backend == "onnx":
+        if precision == "bf16":
+            raise ValueError("the onnx backend runs fp32 or int8; bf16 is torch's")
+        return "fp32" if precision == "auto" else precision
     if precision != "auto":
         return precision
     return "bf16" if cpu_has_bf16() else "fp32"

@@ -7,7 +7,7 @@ import numpy as np
 from embeddings.encoder import Encoder
 from rag.answer import Passage
 from rag.config import Settings
-from rag.readers.base import Reading, Span
+from rag.readers.base import Reading, ReadItem, Span
 from rag.readers.words import overlap
 from rag.sentences import split_sentences
 
@@ -26,6 +26,9 @@ class SentenceReader:
 
     def warm_up(self) -> None:
         self.encoder.warm_up()
+
+    def read_many(self, items: list[ReadItem]) -> list[Reading]:
+        return [self.read(*item) for item in items]
 
     def read(self, question: str, passages: list[Passage], first_rank: int = 0) -> Reading:
         """Best sentences first; abstains when even the best scores under the threshold."""

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rag.answer import Passage
 from rag.config import Settings
-from rag.readers.base import Reading, Span, overlaps_kept
+from rag.readers.base import Reading, ReadItem, Span, overlaps_kept
 from rag.readers.calibration import Calibration, span_features
 from rag.readers.engine import SpanEngine, WindowSpans
 from rag.readers.model import load_reader_model
 from rag.readers.precision import resolve_precision
 from rag.readers.trimming import trim_span
-from rag.readers.windows import WindowSpec
+from rag.readers.windows import WindowSpec, WindowTokenizer
 from rag.sentences import sentence_around, split_sentences
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class SpanReader:
     ``model``: the folder (or hub id); ``spec``: how passages are cut into windows;
     ``max_answer_tokens``: the longest span; ``threshold``: it abstains when the best span's
     calibrated score is under it; ``top_n``: spans returned; ``per_window``: spans decoded per
-    window; ``threads``/``precision``: see :mod:`rag.readers.precision`.
+    window; ``threads``/``precision``/``backend``: see :mod:`rag.readers.precision`.
     """
 
     def __init__(
@@ -72,6 +72,7 @@ class SpanReader:
         per_window: int = 20,
         threads: int | None = None,
         precision: str = "auto",
+        backend: str = "torch",
     ):
         self.model_name = model
         self.spec = spec or WindowSpec()
@@ -80,7 +81,8 @@ class SpanReader:
         self.top_n = top_n
         self.per_window = per_window
         self.threads = threads
-        self.precision = resolve_precision(precision)
+        self.backend = backend
+        self.precision = resolve_precision(precision, backend)
         self.engine: SpanEngine | None = None
         self.calibration = Calibration.fallback()
         self._lock = threading.Lock()
@@ -94,6 +96,7 @@ class SpanReader:
             threshold=settings.abstain_threshold,
             threads=settings.reader_threads,
             precision=settings.reader_precision,
+            backend=settings.reader_backend,
         )
 
     def warm_up(self) -> None:
@@ -103,12 +106,15 @@ class SpanReader:
         with self._lock:
             if self.engine is not None:
                 return
-            tokenizer, backend = load_reader_model(self.model_name, self.precision, self.threads)
+            backend = load_reader_model(
+                self.model_name, self.precision, self.threads, backend=self.backend
+            )
+            tokenizer = WindowTokenizer.from_folder(self.model_name, self.spec)
             local = Path(self.model_name).is_dir()
             self.calibration = (
                 Calibration.load(self.model_name) if local else Calibration.fallback()
             )
-            self.engine = SpanEngine(tokenizer, backend, self.spec, self.max_answer_tokens)
+            self.engine = SpanEngine(tokenizer, backend, self.max_answer_tokens)
             log.info(
                 "span reader %s loaded (calibration: %s)", self.model_name, self.calibration.source
             )
@@ -116,10 +122,32 @@ class SpanReader:
     def read(self, question: str, passages: list[Passage], first_rank: int = 0) -> Reading:
         """Best spans first (calibrated scores); abstains when the best scores under threshold.
         ``first_rank``: the retrieval rank of ``passages[0]`` (the ``passage_rank`` feature)."""
-        if not passages:
-            return Reading([], abstain=True, score=0.0)
+        return self.read_many([(question, passages, first_rank)])[0]
+
+    def read_many(self, items: list[ReadItem]) -> list[Reading]:
+        """:meth:`read` of each item; the windows of all items share the engine's batches."""
+        self.warm_up()
+        assert self.engine is not None
+        questions, texts, first_pair = [], [], []
+        for question, passages, _ in items:
+            first_pair.append(len(texts))
+            questions += [question] * len(passages)
+            texts += [p.text for p in passages]
+        owner = [n for n, (_, passages, _) in enumerate(items) for _ in passages]
+        per_item: list[list[WindowSpans]] = [[] for _ in items]
+        for w in self.engine.read(self.engine.windows(questions, texts), self.per_window):
+            n = owner[w.pair]
+            per_item[n].append(replace(w, pair=w.pair - first_pair[n]))
+        return [
+            self._reading(question, passages, windows, first_rank)
+            for (question, passages, first_rank), windows in zip(items, per_item, strict=True)
+        ]
+
+    def _reading(
+        self, question: str, passages: list[Passage], windows: list[WindowSpans], first_rank: int
+    ) -> Reading:
         texts = [p.text for p in passages]
-        candidates = self.decode(question, texts, self.forward(question, texts), first_rank)
+        candidates = self.decode(question, texts, windows, first_rank)
         spans = select_spans(candidates, passages, self.top_n)
         if not spans:
             return Reading([], abstain=True, score=0.0)

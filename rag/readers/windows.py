@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,58 +35,65 @@ class Window:
         return any(o is not None for o in self.offsets)
 
 
-def cut_questions(tokenizer: Any, questions: Sequence[str], max_tokens: int) -> list[str]:
-    """Questions longer than ``max_tokens`` word pieces cut at a token boundary."""
-    enc = tokenizer(list(questions), add_special_tokens=False, return_offsets_mapping=True)
-    return [
-        q if len(offs) <= max_tokens else q[: offs[max_tokens - 1][1]]
-        for q, offs in zip(questions, enc["offset_mapping"], strict=True)
-    ]
+class WindowTokenizer:
+    """Cuts (question, text) pairs into windows with the folder's fast tokenizer
+    (``tokenizer.json``, read by the ``tokenizers`` library: no transformers, no torch)."""
 
+    def __init__(self, tokenizer_json: str | Path, spec: WindowSpec | None = None):
+        from tokenizers import Tokenizer
 
-def make_windows(
-    tokenizer: Any,
-    questions: Sequence[str],
-    texts: Sequence[str],
-    spec: WindowSpec | None = None,
-    batch_size: int = 1000,
-) -> list[Window]:
-    """Every window of every ``(questions[i], texts[i])`` pair, in pair order."""
-    if len(questions) != len(texts):
-        raise ValueError(f"{len(questions)} questions for {len(texts)} texts")
-    spec = spec or WindowSpec()
-    out: list[Window] = []
-    q_tokens = min(spec.max_question_tokens, spec.max_length // 2)
-    # The overlap must leave room for new context tokens in each window.
-    stride = max(0, min(spec.stride, spec.max_length - q_tokens - 4))
-    for b in range(0, len(texts), batch_size):
-        qs = cut_questions(tokenizer, questions[b : b + batch_size], q_tokens)
-        enc = tokenizer(
-            qs,
-            list(texts[b : b + batch_size]),
-            truncation="only_second",
-            max_length=spec.max_length,
-            stride=stride,
-            padding=False,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            return_token_type_ids=True,
+        self.spec = spec or WindowSpec()
+        self.question_tokens = min(self.spec.max_question_tokens, self.spec.max_length // 2)
+        self._plain = Tokenizer.from_file(str(tokenizer_json))
+        self._plain.no_truncation()
+        self._plain.no_padding()
+        self._pairs = Tokenizer.from_file(str(tokenizer_json))
+        self._pairs.no_padding()
+        # The overlap must leave room for new context tokens in each window.
+        stride = min(self.spec.stride, self.spec.max_length - self.question_tokens - 4)
+        self._pairs.enable_truncation(
+            self.spec.max_length, stride=max(0, stride), strategy="only_second"
         )
-        for w, pair in enumerate(enc["overflow_to_sample_mapping"]):
-            seq = enc.sequence_ids(w)
-            offsets: Offsets = [
-                (int(a), int(z)) if s == 1 and z > a else None
-                for (a, z), s in zip(enc["offset_mapping"][w], seq, strict=True)
-            ]
-            out.append(
-                Window(
-                    b + pair,
-                    np.asarray(enc["input_ids"][w], dtype=np.int32),
-                    np.asarray(enc["token_type_ids"][w], dtype=np.int8),
-                    offsets,
-                )
-            )
-    return out
+        self.pad_id = self._plain.token_to_id("[PAD]") or 0
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, spec: WindowSpec | None = None) -> WindowTokenizer:
+        return cls(Path(folder) / "tokenizer.json", spec)
+
+    def cut_questions(self, questions: Sequence[str]) -> list[str]:
+        """Questions longer than the spec's question tokens cut at a token boundary."""
+        limit = self.question_tokens
+        encs = self._plain.encode_batch(list(questions), add_special_tokens=False)
+        return [
+            q if len(e.offsets) <= limit else q[: e.offsets[limit - 1][1]]
+            for q, e in zip(questions, encs, strict=True)
+        ]
+
+    def windows(
+        self, questions: Sequence[str], texts: Sequence[str], batch_size: int = 1000
+    ) -> list[Window]:
+        """Every window of every ``(questions[i], texts[i])`` pair, in pair order."""
+        if len(questions) != len(texts):
+            raise ValueError(f"{len(questions)} questions for {len(texts)} texts")
+        out: list[Window] = []
+        for b in range(0, len(texts), batch_size):
+            qs = self.cut_questions(questions[b : b + batch_size])
+            encs = self._pairs.encode_batch(list(zip(qs, texts[b : b + batch_size], strict=True)))
+            for pair, enc in enumerate(encs, b):
+                for e in (enc, *enc.overflowing):
+                    offsets: Offsets = [
+                        (a, z) if s == 1 and z > a else None
+                        for (a, z), s in zip(e.offsets, e.sequence_ids, strict=True)
+                    ]
+                    out.append(
+                        Window(
+                            pair,
+                            np.asarray(e.ids, dtype=np.int32),
+                            np.asarray(e.type_ids, dtype=np.int8),
+                            offsets,
+                        )
+                    )
+        return out
 
 
 def collate(windows: Sequence[Any], pad_id: int = 0, multiple: int = 8) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from rag.config import get_settings
-from rag.readers.precision import PRECISIONS
+from rag.readers.precision import BACKENDS, PRECISIONS
 from rag.readers.windows import WindowSpec
 
 
@@ -76,7 +76,8 @@ def _spec(args: argparse.Namespace) -> WindowSpec:
 
 # -- train-reader ------------------------------------------------------------------------------
 def _train(args: argparse.Namespace) -> int:
-    from rag.training.train import TrainConfig, train
+    from rag.training.config import TrainConfig
+    from rag.training.train import train
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names and v is not None}
@@ -87,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _register_train(subparsers: argparse._SubParsersAction) -> None:
-    from rag.training.train import TrainConfig
+    from rag.training.config import TrainConfig
 
     d = _defaults(TrainConfig)
     p = subparsers.add_parser("train-reader", help="fine-tune the extractive span reader")
@@ -144,7 +145,9 @@ def _eval(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         precision=args.precision,
+        backend=args.backend,
         predictions_out=args.predictions,
+        complete_within=args.complete_within,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -165,7 +168,14 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     e.add_argument("--threads", type=int, default=2)
     e.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    e.add_argument("--backend", default="torch", choices=BACKENDS)
     e.add_argument("--predictions", default="", help="write per-question predictions (JSON)")
+    e.add_argument(
+        "--complete-within",
+        type=lambda text: [float(v) for v in text.split(",") if v.strip()],
+        default=[],
+        help="also score the best span completed within these logits, e.g. 0.5,1,2",
+    )
     e.set_defaults(func=_eval)
 
 

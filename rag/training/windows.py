@@ -5,11 +5,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from rag.readers.windows import Window, WindowSpec, make_windows
+from rag.readers.windows import Window, WindowTokenizer
 from rag.training.squad import QAExample
 
 
@@ -41,18 +40,15 @@ def answer_tokens(window: Window, answer_start: int, answer_end: int) -> tuple[i
 
 
 def build_train_windows(
-    tokenizer: Any,
+    tokenizer: WindowTokenizer,
     examples: Sequence[QAExample],
-    spec: WindowSpec | None = None,
     batch_size: int = 1000,
 ) -> list[TrainWindow]:
     """Every window of every example, labelled with its answer's tokens or [CLS]."""
     out: list[TrainWindow] = []
     for b in range(0, len(examples), batch_size):
         batch = examples[b : b + batch_size]
-        windows = make_windows(
-            tokenizer, [e.question for e in batch], [e.context for e in batch], spec
-        )
+        windows = tokenizer.windows([e.question for e in batch], [e.context for e in batch])
         for w in windows:
             ex = batch[w.pair]
             end = ex.answer_start + len(ex.answer_text)

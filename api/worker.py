@@ -1,0 +1,108 @@
+"""One inference worker with dynamic batching: questions that arrive within a few milliseconds
+are embedded together and their passages read in shared forward passes, by one thread that owns
+the models (its CPU threads never compete with another request's)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from api.limits import Overloaded
+from rag.answer import Answer
+from rag.pipeline import Ask, AskPipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    ask: Ask
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+class BatchingWorker:
+    """Answers :meth:`ask` calls in batches of up to ``max_batch``, gathered for at most
+    ``window_ms`` after the first; at most ``max_queue`` wait, the rest get :class:`Overloaded`.
+    A job whose caller has gone (its future cancelled) is dropped before it is computed."""
+
+    def __init__(self, pipeline: AskPipeline, max_batch: int, window_ms: float, max_queue: int):
+        self.pipeline = pipeline
+        self.max_batch = max_batch
+        self.window_s = window_ms / 1000
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+        self.busy = 0  # questions being computed now
+        self.batches = 0
+        self.dropped = 0
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    async def ask(self, ask: Ask) -> Answer:
+        """The answer (or the pipeline's :class:`QuestionError`), computed in a batch."""
+        loop = asyncio.get_running_loop()
+        job = _Job(ask, loop.create_future(), loop)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise Overloaded(retry_after=1) from None
+        return await job.future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs, deadline = [first], time.perf_counter() + self.window_s
+            while len(jobs) < self.max_batch:
+                try:
+                    job = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+                except queue.Empty:
+                    break
+                if job is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                jobs.append(job)
+            live = [j for j in jobs if not j.future.cancelled()]
+            self.dropped += len(jobs) - len(live)
+            if live:
+                self._answer(live)
+
+    def _answer(self, jobs: list[_Job]) -> None:
+        self.busy, self.batches = len(jobs), self.batches + 1
+        try:
+            results: list = self.pipeline.ask_many([j.ask for j in jobs])
+        except Exception as exc:  # the batch failed as a whole: each caller hears of it
+            log.exception("a batch of %d questions failed", len(jobs))
+            results = [exc] * len(jobs)
+        finally:
+            self.busy = 0
+        for job, result in zip(jobs, results, strict=True):
+            job.loop.call_soon_threadsafe(_settle, job.future, result)
+
+
+def _settle(future: asyncio.Future, result: object) -> None:
+    if future.cancelled():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

@@ -1,0 +1,108 @@
+"""The sentence encoder on ONNX Runtime: export a sentence-transformers folder, load, embed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_FILE = "model.onnx"
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class OnnxEncoderModel:
+    """Mean-pooled, L2-normalised embeddings (all-MiniLM-L6-v2's recipe) without torch."""
+
+    def __init__(self, session: Any, tokenizer_json: Path, max_tokens: int, dimension: int):
+        from tokenizers import Tokenizer
+
+        self.session = session
+        self.inputs = [i.name for i in session.get_inputs()]
+        self.max_tokens = max_tokens
+        self.dimension = dimension
+        self._batch = Tokenizer.from_file(str(tokenizer_json))
+        self._batch.enable_truncation(max_tokens)
+        self._batch.enable_padding(pad_id=self._batch.token_to_id("[PAD]") or 0)
+        self._count = Tokenizer.from_file(str(tokenizer_json))
+        self._count.no_truncation()
+        self._count.no_padding()
+
+    @classmethod
+    def load(cls, onnx_dir: str | Path, threads: int | None = None) -> OnnxEncoderModel:
+        """The folder ``export_encoder`` wrote."""
+        import onnxruntime as ort
+
+        folder = Path(onnx_dir)
+        if not (folder / MODEL_FILE).is_file():
+            raise FileNotFoundError(
+                f"{folder / MODEL_FILE} is missing: run `verbatim export-onnx` first"
+            )
+        meta = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(
+            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        return cls(session, folder / "tokenizer.json", meta["max_tokens"], meta["dimension"])
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._count.encode_batch(texts, add_special_tokens=False)]
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        order = np.argsort([len(t) for t in texts])  # similar lengths pad little
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for b in range(0, len(texts), batch_size):
+            idx = order[b : b + batch_size]
+            encs = self._batch.encode_batch([texts[i] for i in idx])
+            feed = {
+                "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
+            }
+            (hidden,) = self.session.run(None, {k: feed[k] for k in self.inputs})
+            mask = feed["attention_mask"][:, :, None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+
+def export_encoder(model_dir: str | Path, onnx_dir: str | Path, opset: int = 17) -> Path:
+    """The transformer of a sentence-transformers folder as ONNX (last hidden states), with its
+    tokenizer and what pooling needs; the vectors equal sentence-transformers' within 1e-5."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(model_dir), device="cpu")
+    model = st[0].auto_model.eval()
+    out = Path(onnx_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    enc = st.tokenizer(["a short sentence."], return_tensors="pt")
+    names = [n for n in INPUTS if n in enc]
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, inner: Any):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args: Any) -> Any:
+            return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
+
+    with torch.inference_mode():
+        torch.onnx.export(
+            LastHidden(model),
+            tuple(enc[n] for n in names),
+            str(out / MODEL_FILE),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
+            opset_version=opset,
+            dynamo=False,
+        )
+    st.tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+    meta = {"max_tokens": int(st.max_seq_length), "dimension": int(st.get_embedding_dimension())}
+    (out / "encoder.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
+    return out / MODEL_FILE

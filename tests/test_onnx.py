@@ -1,0 +1,96 @@
+"""The reader on ONNX Runtime: the same spans as torch, loaded offline without torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.config import PROJECT_ROOT
+from rag.readers.onnx_backend import export_onnx, onnx_path
+from rag.readers.span import SpanReader
+
+MODEL = PROJECT_ROOT / "models" / "reader"
+needs_export = pytest.mark.skipif(
+    not onnx_path(MODEL, "int8").is_file(), reason="run `verbatim export-onnx` (make install does)"
+)
+
+
+@pytest.fixture(scope="module")
+def dev_readings(seed_pipeline, dev_questions) -> list[tuple[str, list]]:
+    """Each dev question with the passages the pipeline reads for it."""
+    return [(q["question"], seed_pipeline.search(q["question"])) for q in dev_questions]
+
+
+def _best(reader: SpanReader, question: str, passages: list) -> tuple[str, float]:
+    reading = reader.read(question, passages)
+    return (reading.spans[0].text, reading.score) if reading.spans else ("", 0.0)
+
+
+@needs_export
+def test_onnx_fp32_reads_what_torch_fp32_reads(dev_readings) -> None:
+    torch_reader = SpanReader(str(MODEL), precision="fp32")
+    onnx_reader = SpanReader(str(MODEL), precision="fp32", backend="onnx")
+    for question, passages in dev_readings:
+        expected, got = (
+            _best(torch_reader, question, passages),
+            _best(onnx_reader, question, passages),
+        )
+        assert got[0] == expected[0], question
+        assert got[1] == pytest.approx(expected[1], abs=1e-3), question
+
+
+@needs_export
+def test_onnx_int8_mostly_agrees_with_fp32(dev_readings) -> None:
+    exact = SpanReader(str(MODEL), precision="fp32", backend="onnx")
+    int8 = SpanReader(str(MODEL), precision="int8", backend="onnx")
+    same = [_best(exact, q, p)[0] == _best(int8, q, p)[0] for q, p in dev_readings]
+    assert sum(same) >= 0.9 * len(same), f"{sum(same)} of {len(same)} agree"
+
+
+def test_bf16_is_refused_on_onnx() -> None:
+    with pytest.raises(ValueError, match="fp32 or int8"):
+        SpanReader(str(MODEL), precision="bf16", backend="onnx")
+
+
+def test_a_missing_export_says_how_to_make_it(tmp_path: Path) -> None:
+    reader = SpanReader(str(tmp_path), backend="onnx")
+    with pytest.raises(FileNotFoundError, match="verbatim export-onnx"):
+        reader.warm_up()
+
+
+def test_export_writes_files_that_load_offline_without_torch(tmp_path: Path) -> None:
+    folder = tmp_path / "reader"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(MODEL / name, folder / name)
+    written = export_onnx(folder)
+    assert [p.name for p in written] == ["model.onnx", "model.int8.onnx"]
+    code = (
+        "import json, sys\n"
+        "from rag.answer import Passage\n"
+        "from rag.readers.span import SpanReader\n"
+        "r = SpanReader(sys.argv[1], backend='onnx'); r.warm_up()\n"
+        "t = 'The lighthouse at Kestrel Point was built in 1874 by Mara Quill.'\n"
+        "p = Passage(doc_id='a', title='a', start=0, end=len(t), text=t, score=1.0)\n"
+        "rd = r.read('When was the lighthouse built?', [p])\n"
+        "print(json.dumps({'text': rd.spans[0].text, 'torch': 'torch' in sys.modules,\n"
+        "                  'transformers': 'transformers' in sys.modules}))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"text": "1874", "torch": False, "transformers": False}
