@@ -22,6 +22,10 @@ RUN verbatim export-onnx
 # Build the index at image build time so the container starts serving at once.
 RUN verbatim ingest
 
+# It listens on every interface so that a published port reaches it, and answers only requests
+# whose Host header names it (against DNS rebinding): give the names clients use, e.g.
+# docker run -p 8000:8000 -e VERBATIM_ALLOWED_HOSTS='["qa.example.org"]' (docs/security.md).
+ENV VERBATIM_ALLOWED_HOSTS='["localhost","127.0.0.1","::1"]'
 EXPOSE 8000
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"
 CMD ["verbatim", "serve"]

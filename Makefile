@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test install install-test browser ingest lint eval bench clean
+.PHONY: run test install install-test browser ingest lint eval bench clean reliability
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 	$(BIN)/verbatim eval -q --out eval/out $(EVAL_FLOORS)
+
+## Issue 16's reliability suite, long form: schemathesis over 1,000+ requests, 20 SIGKILLs during
+## ingest, 16 clients for 60 s, the bad-input corpus and the XSS payloads; figures at the end.
+## (make test runs its short form.)
+reliability: install-test
+	VERBATIM_RELIABILITY=long $(BIN)/python -m pytest -q -m reliability
 
 lint: install-test
 	$(BIN)/ruff check .

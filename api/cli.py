@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from rag.cli import bounded
 from rag.config import Settings, get_settings
@@ -40,9 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run uvicorn until interrupted. Settings come from ``VERBATIM_*`` and the options."""
+    """Run uvicorn until interrupted; 1 if the index and models cannot be loaded. Settings come
+    from ``VERBATIM_*`` and the options."""
     import uvicorn
 
+    from api.server import uvicorn_options
     from rag.store import prepare_index
 
     # Workers are separate processes that read their settings from the environment.
@@ -52,15 +55,34 @@ def serve(args: argparse.Namespace) -> int:
     get_settings.cache_clear()
     settings = get_settings()
     workers = args.workers or settings.workers
+    where = {"host": args.host or settings.host, "port": args.port or settings.port}
     if workers > 1:
         prepare_index(settings)  # once, before several workers would race to build it
-    uvicorn.run(
-        "api.app:app_from_env",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=workers,
-        log_level="info",
-        timeout_graceful_shutdown=10,
+        uvicorn.run(
+            "api.app:app_from_env",
+            factory=True,
+            workers=workers,
+            log_level="info",
+            **where,
+            **uvicorn_options(settings),
+        )
+        return 0
+    from api.app import create_app
+
+    server: uvicorn.Server | None = None
+    failures: list[str] = []
+
+    def stop(reason: str) -> None:
+        failures.append(reason)
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(settings, on_failure=stop)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="info", **where, **uvicorn_options(settings))
     )
+    server.run()
+    if failures:
+        print(f"verbatim serve: {failures[0]}", file=sys.stderr)
+        return 1
     return 0

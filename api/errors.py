@@ -17,8 +17,10 @@ log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: "bad_request",
+    401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
@@ -98,7 +100,20 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return error_response(422, "invalid_request", validation_message(exc))
 
 
+def unreadable_body(cause: BaseException | None) -> str | None:
+    """Why a JSON body could not be parsed, when FastAPI's 400 was caused by its content."""
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not valid UTF-8: send the JSON encoded as UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the body's JSON is nested too deeply"
+    if isinstance(cause, ValueError):  # e.g. an integer of more than 4,300 digits
+        return f"the body is not valid JSON ({str(cause).split(';')[0].split(':')[0].lower()})"
+    return None
+
+
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and (reason := unreadable_body(exc.__cause__)):
+        return error_response(422, "invalid_request", reason)
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     if exc.status_code in (404, 405) and message in ("Not Found", "Method Not Allowed"):

@@ -1,28 +1,32 @@
-"""Back-pressure: a cap on request bodies and on model work in flight, with a bounded queue."""
+"""Back-pressure: caps on request bodies, on model work in flight (a bounded queue), per client."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError, error_response
+from api.metrics import CLIENT_CLOSED
 
 T = TypeVar("T")
 
 
 class BodySizeLimit:
-    """ASGI middleware: answer 413 for a body over ``max_bytes``, declared or streamed.
+    """ASGI middleware: answer 413 for a body over ``max_bytes``, declared or streamed, and 408
+    for one that has not arrived within ``timeout_s``.
 
     The body is read (at most ``max_bytes`` + 1 bytes) before the app sees it, then replayed.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -32,15 +36,22 @@ class BodySizeLimit:
         too_large = declared.isdigit() and int(declared) > self.max_bytes
         chunks: list[bytes] = []
         size, more = 0, not too_large
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            too_large = size > self.max_bytes
-            more = more and not too_large
+        with anyio.move_on_after(self.timeout_s) as deadline:
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                more = message.get("more_body", False)
+                too_large = size > self.max_bytes
+                more = more and not too_large
+        if deadline.cancelled_caught:
+            message = f"the request body did not arrive within {self.timeout_s:g} s"
+            # The rest of the body may still come: the connection cannot carry another request.
+            response = error_response(408, "request_timeout", message, {"Connection": "close"})
+            await response(scope, receive, send)
+            return
         if too_large:
             response = error_response(
                 413,
@@ -73,6 +84,59 @@ class Overloaded(ApiError):
         )
 
 
+class ClientGone(ApiError):
+    """The client left while its question waited: nobody would read the answer."""
+
+    def __init__(self) -> None:
+        super().__init__(CLIENT_CLOSED, "client_closed_request", "the client closed the request")
+
+
+class RateLimited(ApiError):
+    """This client has asked too often: its next question is welcome in ``retry_after`` s."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(
+            429,
+            "rate_limited",
+            f"too many questions from this address; try again in {retry_after} s",
+            {"Retry-After": str(retry_after)},
+        )
+
+
+class RateLimiter:
+    """A token bucket per client address: ``burst`` questions at once, then ``per_minute``.
+
+    Full buckets are forgotten, so memory follows the clients active in the last refill time.
+    """
+
+    MAX_CLIENTS = 100_000
+
+    def __init__(self, per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.clock = per_minute / 60, burst, clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when)
+
+    def _tokens(self, client: str, now: float) -> float:
+        tokens, when = self._buckets.get(client, (self.burst, now))
+        return min(self.burst, tokens + (now - when) * self.rate)
+
+    def take(self, client: str) -> None:
+        """Spend one of ``client``'s tokens, or raise :class:`RateLimited`."""
+        if self.rate == 0:
+            return
+        now = self.clock()
+        tokens = self._tokens(client, now)
+        if tokens < 1:
+            raise RateLimited(max(1, math.ceil((1 - tokens) / self.rate)))
+        if len(self._buckets) >= self.MAX_CLIENTS:
+            self._forget_full(now)
+        self._buckets[client] = (tokens - 1, now)
+
+    def _forget_full(self, now: float) -> None:
+        full = [c for c in self._buckets if self._tokens(c, now) >= self.burst]
+        for client in full or list(self._buckets)[: self.MAX_CLIENTS // 10]:
+            del self._buckets[client]
+
+
 class Limiter:
     """Runs blocking work in the threadpool, ``max_in_flight`` at a time, ``max_queue`` waiting.
 
@@ -91,8 +155,11 @@ class Limiter:
         backlog = (self.waiting + self.in_flight) / self.max_in_flight
         return max(1, math.ceil(backlog * self._seconds))
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """``fn(*args)`` in a worker thread once a slot is free; :class:`Overloaded` if full."""
+    async def run(
+        self, fn: Callable[..., T], *args: object, gone: Callable[[], Awaitable[bool]] | None = None
+    ) -> T:
+        """``fn(*args)`` in a worker thread once a slot is free; :class:`Overloaded` if full;
+        :class:`ClientGone`, without running it, if ``gone()`` says so when its turn comes."""
         if self._slots.locked() and self.waiting >= self.max_queue:
             raise Overloaded(self.retry_after())
         self.waiting += 1
@@ -100,6 +167,9 @@ class Limiter:
             await self._slots.acquire()
         finally:
             self.waiting -= 1
+        if gone is not None and await gone():
+            self._slots.release()
+            raise ClientGone()
         self.in_flight += 1
         loop = asyncio.get_running_loop()
         started = loop.time()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from http import HTTPStatus
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +19,20 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Labels come from closed sets, never from what a client sends: any other method is "other".
+METHODS = frozenset(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+# nginx's code for a request whose client left before the answer.
+CLIENT_CLOSED = 499
+STATUSES = frozenset(s.value for s in HTTPStatus) | {CLIENT_CLOSED}
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    """The status code, or its class (``5xx``) for a code outside the registered ones."""
+    return str(status) if status in STATUSES else f"{min(max(status // 100, 1), 5)}xx"
 
 
 class Metrics:
@@ -65,6 +80,16 @@ class Metrics:
             "Questions turned away because the queue was full.",
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "verbatim_ask_rate_limited",
+            "Questions turned away because their client asked too often.",
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "verbatim_ask_dropped",
+            "Queued questions not answered because their client had gone.",
+            registry=self.registry,
+        )
         for outcome in ("answered", "abstained"):
             self.answers.labels(outcome)
 
@@ -110,8 +135,15 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
+        status: int | None = None
+        gone = False
         started = time.perf_counter()
+
+        async def watch_receive() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
 
         async def record_status(message: Message) -> None:
             nonlocal status
@@ -120,9 +152,11 @@ class MetricsMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, watch_receive, record_status)
         finally:
+            # No response started: the client left (the server answers nobody), else a failure.
+            status = status or (CLIENT_CLOSED if gone else 500)
             endpoint = endpoint_of(self.router, scope)
-            method = scope["method"]
-            self.metrics.requests.labels(method, endpoint, str(status)).inc()
+            method = method_label(scope["method"])
+            self.metrics.requests.labels(method, endpoint, status_label(status)).inc()
             self.metrics.latency.labels(method, endpoint).observe(time.perf_counter() - started)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,8 +22,10 @@ def view_url(doc_id: str, start: int | None = None, end: int | None = None) -> s
 class AskRequest(BaseModel):
     """A question to answer from the documents."""
 
+    # Strict: "5", 5.0 or true is not a top_k, and 42 is not a question.
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {
@@ -36,7 +38,12 @@ class AskRequest(BaseModel):
         },
     )
 
-    question: str = Field(description="The question, in plain words.")
+    # Documented, not checked here: the pipeline validates a question, once (QuestionError).
+    question: str = Field(
+        description="The question, in plain words: at least one word of two or more letters "
+        "or digits that is not a function word such as 'what', 'is' or 'the'.",
+        json_schema_extra={"minLength": 2, "maxLength": 500, "pattern": r"\w\w"},
+    )
     top_k: int | None = Field(
         None,
         ge=TOP_K_MIN,
@@ -164,8 +171,9 @@ class DocumentDetail(DocumentSummary):
     """A document's full text and metadata."""
 
     content_hash: str
-    excluded: list[tuple[int, int]] = Field(
-        description="Spans of text left out of the index (web page furniture)."
+    # [start, end] pairs as fixed-length lists: a tuple's prefixItems trips OpenAPI tools.
+    excluded: list[Annotated[list[int], Field(min_length=2, max_length=2)]] = Field(
+        description="Spans of text left out of the index (web page furniture): [start, end]."
     )
     text: str
 
@@ -201,6 +209,16 @@ ASK_EXAMPLES: dict[str, Any] = {
 }
 
 _ERRORS: dict[int, tuple[str, str, str]] = {
+    401: (
+        "The metrics token is configured and the request does not carry it",
+        "unauthorized",
+        "this endpoint needs the header Authorization: Bearer <metrics token>",
+    ),
+    408: (
+        "The request body did not arrive in time",
+        "request_timeout",
+        "the request body did not arrive within 10 s",
+    ),
     404: (
         "Unknown document, or a span outside it",
         "unknown_document",
@@ -216,11 +234,22 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
         "invalid_question",
         "the question is 612 characters long; the limit is 500",
     ),
+    429: (
+        "This client asked too often: retry after the Retry-After header's seconds",
+        "rate_limited",
+        "too many questions from this address; try again in 3 s",
+    ),
     503: (
         "Still loading, or too busy: retry after the Retry-After header's seconds",
         "overloaded",
         "the server is busy; try again in 2 s",
     ),
+}
+
+
+_RETRY_AFTER = {
+    "description": "Seconds to wait before trying again.",
+    "schema": {"type": "integer", "minimum": 1},
 }
 
 
@@ -233,6 +262,11 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "content": {
                 "application/json": {"example": {"error": {"code": code, "message": message}}}
             },
+            **(
+                {"headers": {"Retry-After": {**_RETRY_AFTER, "required": status == 429}}}
+                if status in (429, 503)
+                else {}
+            ),
         }
         for status in statuses
         for description, code, message in [_ERRORS[status]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -12,7 +12,7 @@ import anyio
 from fastapi import Depends, FastAPI, Request
 
 from api.errors import ApiError
-from api.limits import Limiter, Overloaded
+from api.limits import ClientGone, Limiter, Overloaded, RateLimited, RateLimiter
 from api.metrics import Metrics
 from api.schemas import (
     AskRequest,
@@ -22,6 +22,7 @@ from api.schemas import (
     DocumentSummary,
     view_url,
 )
+from api.security import check_bearer
 from rag.config import Settings
 from rag.documents import Document
 from rag.pipeline import AskPipeline, QuestionError
@@ -32,12 +33,20 @@ log = logging.getLogger(__name__)
 class Service:
     """The pipeline behind the endpoints, with its readiness, back-pressure and metrics."""
 
-    def __init__(self, settings: Settings, pipeline: AskPipeline):
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: AskPipeline,
+        on_failure: Callable[[str], None] | None = None,
+    ):
         self.settings, self.pipeline = settings, pipeline
         self.metrics = Metrics()
         self.ready = pipeline.ready
+        # Why start-up failed, for the log and the console only: it may name server paths.
         self.failure: str | None = None
+        self.on_failure = on_failure
         self.limiter: Limiter | None = None
+        self.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         self._listing: DocumentList | None = None
         self._summaries: dict[str, DocumentSummary] = {}
 
@@ -60,14 +69,27 @@ class Service:
         except Exception as exc:
             log.exception("warm-up failed")
             self.failure = f"loading the index and models failed: {exc}"
+            if self.on_failure is not None:
+                self.on_failure(self.failure)
         else:
             self.ready = True
             log.info("ready: %d documents", len(self.pipeline.documents))
 
+    def require_alive(self) -> None:
+        """Raise a 503 (without Retry-After: waiting will not help) if start-up failed."""
+        if self.failure is not None:
+            message = "start-up failed: the index and models could not be loaded (see the log)"
+            raise ApiError(503, "startup_failed", message)
+
     def require_ready(self) -> None:
+        self.require_alive()
         if not self.ready:
-            message = self.failure or "the index and models are still loading; try again shortly"
+            message = "the index and models are still loading; try again shortly"
             raise ApiError(503, "not_ready", message, {"Retry-After": "5"})
+
+    def require_metrics_token(self, authorization: str | None) -> None:
+        if self.settings.metrics_token is not None:
+            check_bearer(authorization, self.settings.metrics_token.get_secret_value())
 
     def document(self, doc_id: str) -> Document:
         self.require_ready()
@@ -104,19 +126,33 @@ class Service:
             text=doc.text,
         )
 
-    async def ask(self, body: AskRequest, request_id: str) -> AskResponse:
+    async def ask(self, body: AskRequest, request: Request) -> AskResponse:
         """The pipeline's answer; it validates the question (QuestionError: a 422)."""
         self.require_ready()
         assert self.limiter is not None
+        request_id = request.state.request_id
         try:
-            answer = await self.limiter.run(self.pipeline.ask, body.question, body.mode, body.top_k)
+            self.rate_limiter.take(request.client.host if request.client else "unknown")
+            answer = await self.limiter.run(
+                self.pipeline.ask,
+                body.question,
+                body.mode,
+                body.top_k,
+                gone=request.is_disconnected,
+            )
+        except RateLimited:
+            self.metrics.rate_limited.inc()
+            raise
         except Overloaded:
             self.metrics.rejected.inc()
+            raise
+        except ClientGone:
+            self.metrics.dropped.inc()
             raise
         except QuestionError:
             raise
         except Exception as exc:  # answered here so CORS and metrics middleware still see it
-            log.exception("request %s: answering %r failed", request_id, body.question)
+            log.exception("request %s: answering failed", request_id)
             raise ApiError(500, "internal_error", "answering failed; try again later") from exc
         self.metrics.observe_answer(answer.abstained, answer.timings_ms.model_dump())
         return AskResponse.of(answer, request_id)

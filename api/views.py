@@ -62,6 +62,7 @@ def render_view(doc: Document, start: int | None, end: int | None) -> HTMLRespon
         title=escape(doc.title), doc_id=escape(doc.doc_id), where=where, body=body, nonce=nonce
     )
     csp = (
-        f"default-src 'none'; img-src data:; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'"
+        f"default-src 'none'; img-src data:; style-src 'nonce-{nonce}'; "
+        f"script-src 'nonce-{nonce}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
     return HTMLResponse(html, headers={"Content-Security-Policy": csp})

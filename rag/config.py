@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from embeddings.vector_index import IndexKind
@@ -90,10 +90,26 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
-    cors_origins: list[str] = ["*"]
+    # Origins whose pages may call the API (the demo page at / is same-origin and needs none).
+    cors_origins: list[str] = []
+    # Host header values answered (DNS rebinding); "*" any, "*.example.org" a domain's hosts.
+    allowed_hosts: list[str] = Field(["localhost", "127.0.0.1", "::1"], min_length=1)
+    # Proxies whose X-Forwarded-For/-Proto are trusted (uvicorn's forwarded_allow_ips): none.
+    forwarded_allow_ips: list[str] = []
+    # When set, GET /metrics needs "Authorization: Bearer <token>".
+    metrics_token: SecretStr | None = Field(None, min_length=16)
     max_in_flight: int = Field(2, ge=1)
     max_queue: int = Field(16, ge=0)
     max_body_bytes: int = Field(16_384, ge=256)
+    # Per client address on POST /ask: a token bucket refilled at this rate (0: no limit).
+    rate_limit_per_minute: float = Field(60, ge=0, le=600_000)
+    rate_limit_burst: int = Field(20, ge=1, le=10_000)
+    # Connections: the request line and headers, then the body, must arrive within these.
+    header_timeout_s: float = Field(10, gt=0, le=300)
+    body_timeout_s: float = Field(10, gt=0, le=300)
+    keep_alive_timeout_s: int = Field(5, ge=1, le=300)
+    max_connections: int = Field(100, ge=2, le=100_000)
+    max_header_bytes: int = Field(16_384, ge=1_024, le=1_048_576)
 
     @property
     def window_spec(self) -> WindowSpec:

@@ -12,6 +12,7 @@ from rag.config import RetrievalMode, Settings, get_settings
 from rag.documents import Document
 from rag.passages import merge_adjacent
 from rag.readers.base import Reader, Reading, Span, overlaps_kept
+from rag.readers.words import content_words
 from rag.retrieval import Hit, Retriever
 from rag.sentences import sentence_around, split_sentences
 from rag.store import IndexStore, open_index
@@ -48,6 +49,18 @@ def validate_question(question: str, max_chars: int) -> str:
     if len(question) > max_chars:
         raise QuestionError(
             f"the question is {len(question)} characters long; the limit is {max_chars}"
+        )
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # a lone UTF-16 surrogate, or undecodable bytes from argv
+        raise QuestionError(
+            "the question holds characters that are not valid text (a lone UTF-16 surrogate or "
+            "invalid UTF-8 bytes): send it as UTF-8"
+        ) from None
+    if not content_words(question):
+        raise QuestionError(
+            "the question has no word to look up (only words such as 'what', 'is', 'the', or "
+            "single characters): ask about something the documents may mention"
         )
     return question
 

@@ -6,12 +6,15 @@ into place, so a crash mid-build leaves the previous index loadable.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,24 +94,26 @@ class IndexStore:
     def save(self, index_dir: Path) -> None:
         """Write atomically: a temporary sibling, then rename over ``index_dir``."""
         index_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.tmp-", dir=index_dir.parent))
-        try:
-            self._write(tmp)
-            _fsync_tree(tmp)
-            old = index_dir.with_name(f".{index_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            if index_dir.exists():
-                os.replace(index_dir, old)
-            os.replace(tmp, index_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        with _saving(index_dir, wait=True):
+            _remove_leftovers(index_dir)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.tmp-", dir=index_dir.parent))
+            try:
+                self._write(tmp)
+                _fsync_tree(tmp)
+                old = index_dir.with_name(f".{index_dir.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                if index_dir.exists():
+                    os.replace(index_dir, old)
+                os.replace(tmp, index_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
 
     @classmethod
     def load(cls, index_dir: Path) -> IndexStore:
         """Read an index directory; a clear error when it is missing, partial or damaged."""
-        _recover_interrupted_swap(index_dir)
+        remove_stale_builds(index_dir)
         manifest_path = index_dir / MANIFEST
         if not manifest_path.is_file():
             raise IndexLoadError(f"no index at {index_dir}: run `verbatim ingest` to build one")
@@ -153,6 +158,47 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
+
+
+@contextmanager
+def _saving(index_dir: Path, wait: bool) -> Iterator[bool]:
+    """Hold the lock that every save takes (yields ``False`` when busy and ``wait`` is off).
+
+    It is a lock on the parent folder itself, so it needs no file of its own (and works in a
+    read-only one); the kernel drops it when its holder dies, even by SIGKILL."""
+    fd = os.open(index_dir.parent, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Delete what killed saves left: temporary folders, and a previous index already replaced.
+
+    Call it only under :func:`_saving`: then no save is writing any of them."""
+    for tmp in index_dir.parent.glob(f".{index_dir.name}.tmp-*"):
+        log.info("removing %s, left by an interrupted build", tmp.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+    old = index_dir.with_name(f".{index_dir.name}.old")
+    if (index_dir / MANIFEST).is_file() and old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_builds(index_dir: Path) -> None:
+    """Put back an index whose swap was cut short, and delete interrupted builds' folders,
+    unless a save is under way right now."""
+    if not index_dir.parent.is_dir():
+        return
+    with _saving(index_dir, wait=False) as free:
+        if free:  # else a save may be between its two renames: leave its folders alone
+            _recover_interrupted_swap(index_dir)
+            _remove_leftovers(index_dir)
 
 
 def _recover_interrupted_swap(index_dir: Path) -> None:
@@ -277,7 +323,7 @@ def open_index(settings: Settings, encoder: Encoder, rebuild: bool = False) -> I
 
     With no corpus folder configured, the index keeps following the folder it was built from.
     A damaged index is an error unless ``rebuild`` is asked for."""
-    _recover_interrupted_swap(settings.index_dir)
+    remove_stale_builds(settings.index_dir)
     store: IndexStore | None = None
     reasons: list[str] = []
     if (settings.index_dir / MANIFEST).exists():

@@ -25,6 +25,8 @@ from rag.config import PROJECT_ROOT, Settings
 from rag.pipeline import AskPipeline
 
 SERVER_START_TIMEOUT_S = 180
+# A Host the default VERBATIM_ALLOWED_HOSTS accepts (TestClient's own is "testserver").
+BASE_URL = "http://localhost"
 ANNIVERSARY_ID = "dev-002"  # the dev question whose answer is "75th"
 
 
@@ -59,7 +61,7 @@ def api_app(seed_settings: Settings, seed_pipeline: AskPipeline) -> FastAPI:
 @pytest.fixture(scope="session")
 def client(api_app: FastAPI) -> Iterator[TestClient]:
     """A client of :func:`api_app` with its lifespan running."""
-    with TestClient(api_app) as c:
+    with TestClient(api_app, base_url=BASE_URL) as c:
         yield c
 
 
@@ -95,5 +97,30 @@ def running_server(folder: Path, env: dict[str, str]) -> Iterator[str]:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``verbatim serve`` with its own index folder; yields its base URL."""
     tmp = tmp_path_factory.mktemp("live-server")
-    with running_server(tmp, {"VERBATIM_INDEX_DIR": str(tmp / "index")}) as url:
+    # No rate limit: load benchmarks and browser tests share it (tests/test_hardening.py has one).
+    env = {"VERBATIM_INDEX_DIR": str(tmp / "index"), "VERBATIM_RATE_LIMIT_PER_MINUTE": "0"}
+    with running_server(tmp, env) as url:
+        yield url
+
+
+# The hardened server's limits, small enough that tests reach them (tests/test_live_hardening.py).
+HARDENED = {
+    "VERBATIM_HEADER_TIMEOUT_S": "1",
+    "VERBATIM_BODY_TIMEOUT_S": "1",
+    "VERBATIM_KEEP_ALIVE_TIMEOUT_S": "2",
+    "VERBATIM_MAX_CONNECTIONS": "32",
+    "VERBATIM_MAX_IN_FLIGHT": "1",
+    "VERBATIM_MAX_QUEUE": "8",
+    "VERBATIM_RATE_LIMIT_PER_MINUTE": "3000",
+    "VERBATIM_RATE_LIMIT_BURST": "60",
+    "VERBATIM_METRICS_TOKEN": "hardened-metrics-token-0123456789",
+    "VERBATIM_FORWARDED_ALLOW_IPS": '["127.0.0.1"]',
+}
+
+
+@pytest.fixture(scope="session")
+def hardened_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``verbatim serve`` with the :data:`HARDENED` limits; yields its base URL."""
+    tmp = tmp_path_factory.mktemp("hardened-server")
+    with running_server(tmp, {"VERBATIM_INDEX_DIR": str(tmp / "index"), **HARDENED}) as url:
         yield url

@@ -12,7 +12,8 @@ from eval.questions import DEV_QUESTIONS
 from rag.config import Settings
 from rag.pipeline import AskPipeline
 
-pytest_plugins = ["api_fixtures"]  # the service's fixtures: api_app, client, live_server
+# The service's fixtures (api_app, client, live_server, ...), the reliability suite's figures.
+pytest_plugins = ["api_fixtures", "reliability_figures"]
 
 
 @pytest.fixture(scope="session")

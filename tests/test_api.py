@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 
 import pytest
-from api_fixtures import ANNIVERSARY_ID
+from api_fixtures import ANNIVERSARY_ID, BASE_URL
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -75,7 +75,9 @@ def test_health_and_ready(client: TestClient) -> None:
 
 def test_not_ready_until_warm(seed_settings: Settings, encoder: Encoder) -> None:
     """Without the lifespan nothing has loaded: alive, but 503 with Retry-After elsewhere."""
-    raw = TestClient(create_app(seed_settings, AskPipeline(seed_settings, encoder=encoder)))
+    raw = TestClient(
+        create_app(seed_settings, AskPipeline(seed_settings, encoder=encoder)), base_url=BASE_URL
+    )
     assert raw.get("/health").status_code == 200
     for response in (
         raw.get("/ready"),
@@ -89,7 +91,7 @@ def test_not_ready_until_warm(seed_settings: Settings, encoder: Encoder) -> None
 def test_warms_up_at_start_up(small_corpus: Path, tmp_path: Path, encoder: Encoder) -> None:
     settings = Settings(corpus_dir=small_corpus, index_dir=tmp_path / "index")
     pipeline = AskPipeline(settings, encoder=encoder)
-    with TestClient(create_app(settings, pipeline)) as c:
+    with TestClient(create_app(settings, pipeline), base_url=BASE_URL) as c:
         deadline = time.monotonic() + 120
         while c.get("/ready").status_code != 200:
             assert time.monotonic() < deadline, "never became ready"
@@ -98,13 +100,28 @@ def test_warms_up_at_start_up(small_corpus: Path, tmp_path: Path, encoder: Encod
 
 
 def test_failed_warm_up_is_reported(tmp_path: Path, encoder: Encoder) -> None:
+    """A start-up that cannot succeed fails /health too, says so for good (no Retry-After),
+    and names no server path (defect 6)."""
     settings = Settings(corpus_dir=tmp_path / "missing", index_dir=tmp_path / "index")
-    with TestClient(create_app(settings, AskPipeline(settings, encoder=encoder))) as c:
+    failures: list[str] = []
+    app = create_app(settings, AskPipeline(settings, encoder=encoder), on_failure=failures.append)
+    with TestClient(app, base_url=BASE_URL) as c:
         deadline = time.monotonic() + 60
-        while "failed" not in (message := assert_error(c.get("/ready"), 503, "not_ready")):
-            assert time.monotonic() < deadline, message
+        while c.get("/ready").json()["error"]["code"] == "not_ready":
+            assert time.monotonic() < deadline, "never failed"
             time.sleep(0.1)
-        assert c.get("/health").status_code == 200
+        for response in (
+            c.get("/health"),
+            c.get("/ready"),
+            c.post("/ask", json={"question": "Who?"}),
+        ):
+            assert "failed" in assert_error(response, 503, "startup_failed")
+            assert "retry-after" not in response.headers
+            assert (
+                str(tmp_path) not in response.text
+                and "/" not in response.json()["error"]["message"]
+            )
+    assert failures and "missing" in failures[0]  # the console hears the details
 
 
 def test_metrics(client: TestClient, answered: dict) -> None:
@@ -212,7 +229,7 @@ def test_full_queue_answers_503_with_retry_after(
     settings = seed_settings.model_copy(update={"max_in_flight": 1, "max_queue": 1})
     app = create_app(settings, seed_pipeline)
     release = threading.Event()
-    with TestClient(app) as c:
+    with TestClient(app, base_url=BASE_URL) as c:
         limiter = app.state.service.limiter
         busy = [c.portal.start_task_soon(limiter.run, release.wait) for _ in range(2)]
         deadline = time.monotonic() + 10
@@ -322,7 +339,7 @@ def test_nested_ids_and_markup_are_safe(
     settings = Settings(corpus_dir=small_corpus, index_dir=tmp_path / "index")
     pipeline = AskPipeline(settings, encoder=encoder)
     pipeline.warm_up()
-    with TestClient(create_app(settings, pipeline)) as c:
+    with TestClient(create_app(settings, pipeline), base_url=BASE_URL) as c:
         ids = {d["doc_id"]: d["url"] for d in c.get("/documents").json()["documents"]}
         assert "sub/odd name.txt" in ids and "sub/b.md" in ids
         assert "seventeen varieties" in c.get("/documents/sub/b.md").json()["text"]
@@ -338,7 +355,7 @@ def test_unknown_route_and_method(client: TestClient) -> None:
 
 def test_cors(seed_settings: Settings, seed_pipeline: AskPipeline) -> None:
     settings = seed_settings.model_copy(update={"cors_origins": ["https://allowed.example"]})
-    with TestClient(create_app(settings, seed_pipeline)) as c:
+    with TestClient(create_app(settings, seed_pipeline), base_url=BASE_URL) as c:
         preflight = {
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "content-type",

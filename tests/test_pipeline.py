@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.pipeline import AskPipeline, QuestionError
+from rag.config import Settings
+from rag.pipeline import AskPipeline, QuestionError, validate_question
 from rag.readers.sentence import SentenceReader
 
 
@@ -136,3 +137,25 @@ def test_combined_readings_shift_the_second_passages_and_drop_overlaps():
     assert not combined.abstain and combined.score == 0.6
     both_unsure = combine_readings(first, Reading([], True, 0.0), first_passages, added)
     assert both_unsure.abstain and both_unsure.spans == first.spans
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("question", ["x", "?", "Who?", "What is the", "a b c"])
+def test_a_question_without_a_content_word_is_refused(seed_pipeline, question):
+    """Defect 10: "x" was answered at confidence 0.35."""
+    with pytest.raises(QuestionError, match="no word to look up"):
+        seed_pipeline.ask(question)
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("question", ["What is \ud800 CELAC?", "CELAC \udcff"])
+def test_a_lone_surrogate_is_refused_not_a_crash(seed_pipeline, question):
+    """Defect 2: the tokenizer raised TypeError on a lone UTF-16 surrogate."""
+    with pytest.raises(QuestionError, match="not valid text"):
+        seed_pipeline.ask(question)
+
+
+def test_every_dev_question_is_a_valid_question(dev_questions):
+    limit = Settings().max_question_chars
+    for q in dev_questions:
+        assert validate_question(q["question"], limit) == q["question"].strip()

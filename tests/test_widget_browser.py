@@ -252,3 +252,124 @@ def test_supporting_sentence_marks_the_answer(
     expect(reply.locator(".source a")).to_have_attribute("href", re.compile(r"start=\d+&end=\d+$"))
     page.screenshot(path=ARTIFACTS / "widget-span.png")
     page.context.close()
+
+
+# -- issue 16: XSS payloads stay text, every page's CSP holds -----------------------------------
+XSS = [
+    '<img src=x onerror="window.pwned=1">',
+    "<svg onload=window.pwned=1>",
+    '"><script>window.pwned=1</script>',
+    '</textarea><iframe srcdoc="<script>parent.pwned=1</script>">',
+    "javascript:window.pwned=1",
+    "'-window.pwned=1-'",
+    "{{constructor.constructor('window.pwned=1')()}}",
+    "<a href=javascript:window.pwned=1>click</a>",
+]
+INJECTED = "img, svg, script, iframe, a[href^='javascript'], b"
+
+
+def csp_violations(page: Page) -> list[str]:
+    found: list[str] = []
+    page.on(
+        "console", lambda m: found.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    return found
+
+
+@pytest.mark.reliability
+def test_xss_payloads_in_answers_stay_text(browser: Browser, live_server: str) -> None:
+    """A server reply whose every field is an XSS payload is shown as text, links stay http(s)."""
+    page = new_page(browser)
+    violations = csp_violations(page)
+    payload = iter(XSS * 3)
+
+    def hostile(route: Route) -> None:
+        answer, title = next(payload), next(payload)
+        sentence = f"{next(payload)} {answer} {next(payload)}"
+        cite = {
+            "doc_id": next(payload),
+            "title": title,
+            "text": answer,
+            "start": 0,
+            "end": len(answer),
+            "passage": sentence,
+            "passage_start": 0,
+            "passage_end": len(sentence),
+            "score": 0.9,
+            "sentence": sentence,
+            "sentence_start": 0,
+            "sentence_end": len(sentence),
+            "url": next(payload),
+        }
+        route.fulfill(
+            json={
+                "question": "q",
+                "answer": answer,
+                "abstained": False,
+                "score": 0.9,
+                "citations": [cite],
+                "alternatives": [],
+                "passages": [],
+                "request_id": "x",
+                "timings_ms": {"retrieve": 1.0, "read": 1.0, "total": 2.0},
+            }
+        )
+
+    page.route("**/ask", hostile)
+    page.goto(live_server + "/")
+    for question in XSS[:4]:
+        reply = ask(page, question)
+        href = reply.locator(".source a").get_attribute("href") or ""
+        assert href == "about:blank" or href.startswith(live_server), href
+    for question in XSS[:4]:
+        expect(page.locator(f"{WIDGET} .msg.user").filter(has_text=question)).to_have_count(1)
+    assert page.locator(f"{WIDGET} .log :is({INJECTED})").count() == 0
+    assert page.evaluate("window.pwned") is None
+    assert violations == []
+    page.context.close()
+
+
+@pytest.mark.reliability
+def test_document_view_keeps_payloads_inert(browser: Browser) -> None:
+    """The real document view, payloads in its id, title and text, under its own CSP."""
+    from api.views import render_view
+    from rag.documents import Document
+
+    text = "\n".join(XSS) + "\nThe cited span.\n"
+    start = text.index("cited")
+    doc = Document(doc_id=XSS[2], title=XSS[0], text=text, content_hash="x")
+    view = render_view(doc, start, start + 5)
+    page = new_page(browser)
+    violations = csp_violations(page)
+    page.route(
+        "http://view.test/**",
+        lambda route: route.fulfill(
+            body=bytes(view.body), headers=dict(view.headers), content_type="text/html"
+        ),
+    )
+    page.goto("http://view.test/documents/x/view")
+    expect(page.locator("mark#cited")).to_have_text("cited")
+    expect(page.locator("main")).to_contain_text(XSS[1])
+    expect(page.locator("header h1")).to_have_text(XSS[0])
+    assert page.locator("header *, main *").count() == 3  # h1, div, mark: nothing injected
+    assert page.evaluate("window.pwned") is None
+    assert violations == []
+    page.context.close()
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("path", ["/", "/docs"])
+def test_pages_work_under_their_csp(browser: Browser, live_server: str, path: str) -> None:
+    page = new_page(browser)
+    violations = csp_violations(page)
+    response = page.goto(live_server + path)
+    assert response is not None
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    if path == "/":
+        expect(page.locator("#documents a")).to_have_count(5)
+        expect(page.locator("#snippet")).to_contain_text("widget.js")
+    else:  # Swagger UI's script ran (it renders into #swagger-ui) and its styles applied
+        expect(page.locator("#swagger-ui .swagger-ui")).to_be_attached(timeout=30_000)
+        assert page.evaluate("typeof window.SwaggerUIBundle") == "function"
+    assert violations == []
+    page.context.close()
