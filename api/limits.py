@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError, error_response
@@ -135,47 +133,3 @@ class RateLimiter:
         full = [c for c in self._buckets if self._tokens(c, now) >= self.burst]
         for client in full or list(self._buckets)[: self.MAX_CLIENTS // 10]:
             del self._buckets[client]
-
-
-class Limiter:
-    """Runs blocking work in the threadpool, ``max_in_flight`` at a time, ``max_queue`` waiting.
-
-    Create it inside the running event loop (the app's lifespan).
-    """
-
-    def __init__(self, max_in_flight: int, max_queue: int):
-        self.max_in_flight, self.max_queue = max_in_flight, max_queue
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self.in_flight = 0
-        self.waiting = 0
-        self._seconds = 1.0  # moving average of one job's duration, for Retry-After
-
-    def retry_after(self) -> int:
-        """Seconds until a queued job would likely start: a whole number, at least 1."""
-        backlog = (self.waiting + self.in_flight) / self.max_in_flight
-        return max(1, math.ceil(backlog * self._seconds))
-
-    async def run(
-        self, fn: Callable[..., T], *args: object, gone: Callable[[], Awaitable[bool]] | None = None
-    ) -> T:
-        """``fn(*args)`` in a worker thread once a slot is free; :class:`Overloaded` if full;
-        :class:`ClientGone`, without running it, if ``gone()`` says so when its turn comes."""
-        if self._slots.locked() and self.waiting >= self.max_queue:
-            raise Overloaded(self.retry_after())
-        self.waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self.waiting -= 1
-        if gone is not None and await gone():
-            self._slots.release()
-            raise ClientGone()
-        self.in_flight += 1
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            return await run_in_threadpool(fn, *args)
-        finally:
-            self.in_flight -= 1
-            self._seconds = 0.8 * self._seconds + 0.2 * (loop.time() - started)
-            self._slots.release()

@@ -12,7 +12,7 @@ import anyio
 from fastapi import Depends, FastAPI, Request
 
 from api.errors import ApiError
-from api.limits import ClientGone, Limiter, Overloaded, RateLimited, RateLimiter
+from api.limits import ClientGone, Overloaded, RateLimited, RateLimiter
 from api.metrics import Metrics
 from api.schemas import (
     AskRequest,
@@ -23,9 +23,10 @@ from api.schemas import (
     view_url,
 )
 from api.security import check_bearer
+from api.worker import BatchingWorker
 from rag.config import Settings
 from rag.documents import Document
-from rag.pipeline import AskPipeline, QuestionError
+from rag.pipeline import Ask, AskPipeline, QuestionError
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +46,25 @@ class Service:
         # Why start-up failed, for the log and the console only: it may name server paths.
         self.failure: str | None = None
         self.on_failure = on_failure
-        self.limiter: Limiter | None = None
+        s = settings
+        self.worker = BatchingWorker(pipeline, s.max_in_flight, s.batch_window_ms, s.max_queue)
         self.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         self._listing: DocumentList | None = None
         self._summaries: dict[str, DocumentSummary] = {}
 
     @asynccontextmanager
     async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
-        """The app's lifespan: the limiter, then the index and models loading in the background."""
-        # The limiter's semaphore must be created inside the running event loop.
-        self.limiter = limiter = Limiter(self.settings.max_in_flight, self.settings.max_queue)
-        self.metrics.in_flight.set_function(lambda: limiter.in_flight)
-        self.metrics.queued.set_function(lambda: limiter.waiting)
+        """The app's lifespan: the inference worker, and the index and models loading in the
+        background."""
+        worker = self.worker
+        self.metrics.in_flight.set_function(lambda: worker.busy)
+        self.metrics.queued.set_function(lambda: worker.waiting)
+        worker.start()
         task = None if self.ready else asyncio.create_task(self.warm_up())
         yield
         if task is not None:
             task.cancel()
+        await anyio.to_thread.run_sync(worker.stop)
 
     async def warm_up(self) -> None:
         """Load the index and models once, off the event loop."""
@@ -129,17 +133,11 @@ class Service:
     async def ask(self, body: AskRequest, request: Request) -> AskResponse:
         """The pipeline's answer; it validates the question (QuestionError: a 422)."""
         self.require_ready()
-        assert self.limiter is not None
         request_id = request.state.request_id
         try:
             self.rate_limiter.take(request.client.host if request.client else "unknown")
-            answer = await self.limiter.run(
-                self.pipeline.ask,
-                body.question,
-                body.mode,
-                body.top_k,
-                gone=request.is_disconnected,
-            )
+            ask = Ask(body.question, body.mode, body.top_k)
+            answer = await self.worker.ask(ask, gone=request.is_disconnected)
         except RateLimited:
             self.metrics.rate_limited.inc()
             raise

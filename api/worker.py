@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from api.limits import Overloaded
+from api.limits import ClientGone, Overloaded
 from rag.answer import Answer
 from rag.pipeline import Ask, AskPipeline
 
@@ -23,13 +25,26 @@ class _Job:
     ask: Ask
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    gone: Callable[[], Awaitable[bool]] | None = None
     queued_at: float = field(default_factory=time.perf_counter)
+
+    def abandoned(self) -> bool:
+        """Whether nobody waits for the answer: the caller was cancelled or its client left."""
+        if self.future.cancelled():
+            return True
+        if self.gone is None:
+            return False
+        try:
+            return asyncio.run_coroutine_threadsafe(self.gone(), self.loop).result(timeout=1)
+        except Exception:  # the loop is busy or closing: compute it rather than lose it
+            return False
 
 
 class BatchingWorker:
     """Answers :meth:`ask` calls in batches of up to ``max_batch``, gathered for at most
     ``window_ms`` after the first; at most ``max_queue`` wait, the rest get :class:`Overloaded`.
-    A job whose caller has gone (its future cancelled) is dropped before it is computed."""
+    A job whose caller has gone (cancelled, or ``gone()`` says its client left) is dropped
+    before it is computed, with :class:`ClientGone`."""
 
     def __init__(self, pipeline: AskPipeline, max_batch: int, window_ms: float, max_queue: int):
         self.pipeline = pipeline
@@ -40,6 +55,7 @@ class BatchingWorker:
         self.busy = 0  # questions being computed now
         self.batches = 0
         self.dropped = 0
+        self._batch_seconds = 0.5  # moving average, for Retry-After
 
     @property
     def waiting(self) -> int:
@@ -56,14 +72,19 @@ class BatchingWorker:
             self._thread.join(timeout=10)
             self._thread = None
 
-    async def ask(self, ask: Ask) -> Answer:
+    def retry_after(self) -> int:
+        """Seconds until a newly queued question would likely be answered: at least 1."""
+        batches = self.waiting / self.max_batch + 1
+        return max(1, math.ceil(batches * self._batch_seconds))
+
+    async def ask(self, ask: Ask, gone: Callable[[], Awaitable[bool]] | None = None) -> Answer:
         """The answer (or the pipeline's :class:`QuestionError`), computed in a batch."""
         loop = asyncio.get_running_loop()
-        job = _Job(ask, loop.create_future(), loop)
+        job = _Job(ask, loop.create_future(), loop, gone)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            raise Overloaded(retry_after=1) from None
+            raise Overloaded(self.retry_after()) from None
         return await job.future
 
     def _run(self) -> None:
@@ -81,13 +102,19 @@ class BatchingWorker:
                     self._queue.put(None)  # stop after this batch
                     break
                 jobs.append(job)
-            live = [j for j in jobs if not j.future.cancelled()]
-            self.dropped += len(jobs) - len(live)
+            live = []
+            for job in jobs:
+                if job.abandoned():
+                    self.dropped += 1
+                    job.loop.call_soon_threadsafe(_settle, job.future, ClientGone())
+                else:
+                    live.append(job)
             if live:
                 self._answer(live)
 
     def _answer(self, jobs: list[_Job]) -> None:
         self.busy, self.batches = len(jobs), self.batches + 1
+        started = time.perf_counter()
         try:
             results: list = self.pipeline.ask_many([j.ask for j in jobs])
         except Exception as exc:  # the batch failed as a whole: each caller hears of it
@@ -95,6 +122,8 @@ class BatchingWorker:
             results = [exc] * len(jobs)
         finally:
             self.busy = 0
+            took = time.perf_counter() - started
+            self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * took
         for job, result in zip(jobs, results, strict=True):
             job.loop.call_soon_threadsafe(_settle, job.future, result)
 

@@ -98,7 +98,10 @@ class Settings(BaseSettings):
     forwarded_allow_ips: list[str] = []
     # When set, GET /metrics needs "Authorization: Bearer <token>".
     metrics_token: SecretStr | None = Field(None, min_length=16)
-    max_in_flight: int = Field(2, ge=1)
+    # Questions answered together by the one inference worker (a batch), gathered for at most
+    # batch_window_ms after the first; max_queue more may wait (then 503 with Retry-After).
+    max_in_flight: int = Field(8, ge=1, le=256)
+    batch_window_ms: float = Field(5, ge=0, le=1000)
     max_queue: int = Field(16, ge=0)
     max_body_bytes: int = Field(16_384, ge=256)
     # Per client address on POST /ask: a token bucket refilled at this rate (0: no limit).

@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from api.limits import Limiter, Overloaded
 from api.schemas import AskResponse, view_url
+from api.worker import BatchingWorker
 from embeddings.encoder import Encoder
 from rag.cli import build_parser
 from rag.config import Settings
-from rag.pipeline import AskPipeline
+from rag.pipeline import Ask, AskPipeline
 
 ASK_ERRORS = [
     ({}, "question is required"),
@@ -229,42 +229,61 @@ def test_full_queue_answers_503_with_retry_after(
     settings = seed_settings.model_copy(update={"max_in_flight": 1, "max_queue": 1})
     app = create_app(settings, seed_pipeline)
     release = threading.Event()
-    with TestClient(app, base_url=BASE_URL) as c:
-        limiter = app.state.service.limiter
-        busy = [c.portal.start_task_soon(limiter.run, release.wait) for _ in range(2)]
-        deadline = time.monotonic() + 10
-        while (limiter.in_flight, limiter.waiting) != (1, 1):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        response = c.post("/ask", json={"question": anniversary["question"]})
-        assert_error(response, 503, "overloaded")
-        assert int(response.headers["retry-after"]) >= 1
-        assert metric(c.get("/metrics").text, "verbatim_ask_rejected_total") == 1
+    original = seed_pipeline.ask_many
+
+    def held(asks):  # the first batch waits, so the queue fills behind it
+        release.wait(30)
+        return original(asks)
+
+    seed_pipeline.ask_many = held
+    try:
+        with TestClient(app, base_url=BASE_URL) as c:
+            worker = app.state.service.worker
+            q = Ask(anniversary["question"])
+            deadline = time.monotonic() + 10
+            busy = []
+            for expected in ((1, 0), (1, 1)):  # one question computing, then one waiting
+                busy.append(c.portal.start_task_soon(worker.ask, q))
+                while (worker.busy, worker.waiting) != expected:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+            response = c.post("/ask", json={"question": anniversary["question"]})
+            assert_error(response, 503, "overloaded")
+            assert int(response.headers["retry-after"]) >= 1
+            assert metric(c.get("/metrics").text, "verbatim_ask_rejected_total") == 1
+            release.set()
+            for job in busy:
+                job.result(timeout=30)
+            assert c.post("/ask", json={"question": anniversary["question"]}).status_code == 200
+    finally:
         release.set()
-        for job in busy:
-            job.result(timeout=10)
-        assert c.post("/ask", json={"question": anniversary["question"]}).status_code == 200
+        seed_pipeline.ask_many = original
 
 
-def test_limiter_caps_work_in_flight() -> None:
-    peak, now, lock = 0, 0, threading.Lock()
+def test_the_worker_batches_at_most_max_in_flight(
+    seed_pipeline: AskPipeline, dev_questions
+) -> None:
+    sizes: list[int] = []
+    original = seed_pipeline.ask_many
 
-    def job() -> None:
-        nonlocal peak, now
-        with lock:
-            now += 1
-            peak = max(peak, now)
-        time.sleep(0.05)
-        with lock:
-            now -= 1
+    def counted(asks):
+        sizes.append(len(asks))
+        return original(asks)
 
-    async def main() -> list[object]:
-        limiter = Limiter(max_in_flight=2, max_queue=3)
-        return await asyncio.gather(*(limiter.run(job) for _ in range(6)), return_exceptions=True)
+    worker = BatchingWorker(seed_pipeline, max_batch=2, window_ms=50, max_queue=8)
+    seed_pipeline.ask_many = counted
+    worker.start()
 
-    results = asyncio.run(main())
-    assert peak == 2
-    assert sum(isinstance(r, Overloaded) for r in results) == 1  # 2 running + 3 queued
+    async def main() -> list:
+        asks = [Ask(q["question"]) for q in dev_questions[:6]]
+        return await asyncio.gather(*(worker.ask(a) for a in asks))
+
+    try:
+        answers = asyncio.run(main())
+    finally:
+        seed_pipeline.ask_many = original
+        worker.stop()
+    assert len(answers) == 6 and max(sizes) == 2 and sum(sizes) == 6
 
 
 # -- documents -------------------------------------------------------------------------------

@@ -16,10 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.limits import ClientGone, Limiter, RateLimited, RateLimiter
+from api.limits import ClientGone, RateLimited, RateLimiter
 from api.metrics import METHODS
+from api.worker import BatchingWorker
 from rag.config import PROJECT_ROOT, Settings
-from rag.pipeline import AskPipeline
+from rag.pipeline import Ask, AskPipeline
 
 pytestmark = pytest.mark.reliability  # part of make reliability too
 TOKEN = "s3cret-metrics-token-0123"
@@ -244,30 +245,45 @@ def test_token_bucket_refills_and_forgets_idle_clients() -> None:
 
 
 # -- 4: queued work whose client has gone is dropped --------------------------------------------
-def test_limiter_drops_work_whose_client_is_gone() -> None:
-    ran: list[str] = []
+def test_the_worker_drops_work_whose_client_is_gone(seed_pipeline) -> None:
     release = threading.Event()
+    asked: list[str] = []
+    original = seed_pipeline.ask_many
+
+    def held(asks):
+        release.wait(30)
+        asked.extend(a.question for a in asks)
+        return original(asks)
 
     async def gone() -> bool:
         return True
 
     async def main() -> list[object]:
-        limiter = Limiter(max_in_flight=1, max_queue=4)
-        busy = asyncio.create_task(limiter.run(release.wait))
-        while limiter.in_flight == 0:
-            await asyncio.sleep(0)
-        queued = [asyncio.create_task(limiter.run(ran.append, "gone", gone=gone)) for _ in range(3)]
-        kept = asyncio.create_task(limiter.run(ran.append, "kept"))
-        while limiter.waiting < 4:
-            await asyncio.sleep(0)
-        release.set()
-        results = await asyncio.gather(*queued, kept, busy, return_exceptions=True)
-        assert (limiter.in_flight, limiter.waiting) == (0, 0)
-        return results
+        worker = BatchingWorker(seed_pipeline, max_batch=1, window_ms=0, max_queue=8)
+        worker.start()
+        try:
+            busy = asyncio.ensure_future(worker.ask(Ask("Who is Russia's foreign minister?")))
+            while worker.busy == 0:
+                await asyncio.sleep(0.01)
+            left = [
+                asyncio.ensure_future(worker.ask(Ask("Who left?"), gone=gone)) for _ in range(3)
+            ]
+            kept = asyncio.ensure_future(worker.ask(Ask("Who went to Beijing in 1989?")))
+            while worker.waiting < 4:
+                await asyncio.sleep(0.01)
+            release.set()
+            return await asyncio.gather(*left, kept, busy, return_exceptions=True)
+        finally:
+            release.set()
+            await asyncio.to_thread(worker.stop)
 
-    results = asyncio.run(main())
+    seed_pipeline.ask_many = held
+    try:
+        results = asyncio.run(main())
+    finally:
+        seed_pipeline.ask_many = original
     assert [type(r) for r in results[:3]] == [ClientGone] * 3
-    assert ran == ["kept"]
+    assert asked == ["Who is Russia's foreign minister?", "Who went to Beijing in 1989?"]
 
 
 def test_openapi_documents_the_new_statuses(client: TestClient) -> None:
