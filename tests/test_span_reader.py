@@ -104,8 +104,6 @@ def test_answer_type_fit() -> None:
     assert answer_type_fit("Who designed it?", "Mara Quill") == 1
     assert answer_type_fit("Who designed it?", "an engineer") == -1
     assert answer_type_fit("What does the lamp burn?", "whale oil") == 0
-    assert answer_type_fit("On what day of the week did they meet?", "Tuesday") == 1
-    assert answer_type_fit("On what day of the week did they meet?", "April 9") == -1
     assert answer_type_fit("On what day did they meet?", "April 9") == 1
 
 

@@ -1,5 +1,5 @@
-"""The type of answer a question asks for (a number, a date, a person, a weekday) and whether a
-span has it."""
+"""The type of answer a question asks for (a number, a date, a person) and whether a span has
+it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ _NUMERIC_Q = re.compile(
     r"percentage|percent|century|decade|day|month|age|number)|which (year|century|decade|day|"
     r"month)|in what year)\b",
     re.IGNORECASE,
-)
-_WEEKDAY_Q = re.compile(r"\b(day of the week|week ?day)\b", re.IGNORECASE)
-_WEEKDAY_A = re.compile(
-    r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b", re.IGNORECASE
 )
 _PERSON_Q = re.compile(r"^\W*(who|whom|whose)\b|\b(by whom|to whom)\b", re.IGNORECASE)
 _MONTHS = (
@@ -33,8 +29,6 @@ _CAPITALISED_A = re.compile(r"^\W*(the\s+)?[A-Z]")
 
 def answer_type_fit(question: str, answer: str) -> int:
     """+1 when the answer has the type the question asks for, -1 when not, 0 when no type."""
-    if _WEEKDAY_Q.search(question):  # first: the numeric pattern also matches "what day"
-        return 1 if _WEEKDAY_A.search(answer) else -1
     if _PERSON_Q.search(question):
         person = _CAPITALISED_A.match(answer) and not _DATE_A.search(answer)
         return 1 if person else -1
