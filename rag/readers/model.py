@@ -11,7 +11,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rag.readers.precision import apply_precision, resolve_device, resolve_precision, set_threads
+from rag.readers.precision import (
+    apply_precision,
+    resolve_backend,
+    resolve_device,
+    resolve_precision,
+    set_threads,
+)
 
 # Call-time settings that a base tokenizer's config carries over from sentence-transformers.
 _STALE_TOKENIZER_KEYS = (
@@ -80,6 +86,7 @@ def load_reader_model(
 ) -> Backend:
     """The reader folder's model on ``backend`` (``torch``, or ``onnx``: the files
     ``verbatim export-onnx`` wrote, run without torch) at the precision asked for."""
+    backend = resolve_backend(backend)
     precision = resolve_precision(precision, backend)
     if backend == "onnx":
         from rag.readers.onnx_backend import OnnxBackend

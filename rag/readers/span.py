@@ -18,7 +18,7 @@ from rag.readers.base import Reading, ReadItem, Span, overlaps_kept
 from rag.readers.calibration import Calibration, span_features
 from rag.readers.engine import SpanEngine, WindowSpans
 from rag.readers.model import load_reader_model
-from rag.readers.precision import resolve_precision
+from rag.readers.precision import resolve_backend, resolve_precision
 from rag.readers.trimming import trim_span
 from rag.readers.windows import WindowSpec, WindowTokenizer
 from rag.sentences import sentence_around, split_sentences
@@ -72,7 +72,7 @@ class SpanReader:
         per_window: int = 20,
         threads: int | None = None,
         precision: str = "auto",
-        backend: str = "torch",
+        backend: str = "auto",
     ):
         self.model_name = model
         self.spec = spec or WindowSpec()
@@ -81,8 +81,8 @@ class SpanReader:
         self.top_n = top_n
         self.per_window = per_window
         self.threads = threads
-        self.backend = backend
-        self.precision = resolve_precision(precision, backend)
+        self.backend = resolve_backend(backend)
+        self.precision = resolve_precision(precision, self.backend)
         self.engine: SpanEngine | None = None
         self.calibration = Calibration.fallback()
         self._lock = threading.Lock()
