@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from offline_reader import read_offline
 
 from rag.config import PROJECT_ROOT
 from rag.readers.onnx_backend import export_onnx, onnx_path
@@ -71,26 +68,5 @@ def test_export_writes_files_that_load_offline_without_torch(tmp_path: Path) -> 
         shutil.copy(MODEL / name, folder / name)
     written = export_onnx(folder)
     assert [p.name for p in written] == ["model.onnx", "model.int8.onnx"]
-    code = (
-        "import json, sys\n"
-        "from rag.answer import Passage\n"
-        "from rag.readers.span import SpanReader\n"
-        "r = SpanReader(sys.argv[1], backend='onnx'); r.warm_up()\n"
-        "t = 'The lighthouse at Kestrel Point was built in 1874 by Mara Quill.'\n"
-        "p = Passage(doc_id='a', title='a', start=0, end=len(t), text=t, score=1.0)\n"
-        "rd = r.read('When was the lighthouse built?', [p])\n"
-        "print(json.dumps({'text': rd.spans[0].text, 'torch': 'torch' in sys.modules,\n"
-        "                  'transformers': 'transformers' in sys.modules}))\n"
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(folder)],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"text": "1874", "torch": False, "transformers": False}
+    result = read_offline(folder, "onnx", tmp_path)
+    assert result["text"] == "1874" and not result["torch"] and not result["transformers"]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from offline_reader import read_offline
 
 from rag.answer import Passage
 from rag.config import PROJECT_ROOT, SEED_CORPUS, Settings
@@ -297,33 +296,7 @@ def test_no_passages_abstains(reader) -> None:
 
 @needs_model
 def test_the_shipped_model_loads_offline(tmp_path: Path) -> None:
-    code = (
-        "import json, sys\n"
-        "from rag.answer import Passage\n"
-        "from rag.readers.span import SpanReader\n"
-        "r = SpanReader(sys.argv[1]); r.warm_up()\n"
-        "t = 'The lighthouse at Kestrel Point was built in 1874 by Mara Quill.'\n"
-        "p = Passage(doc_id='a', title='a', start=0, end=len(t), text=t, score=1.0)\n"
-        "rd = r.read('When was the lighthouse built?', [p])\n"
-        "print(json.dumps({'text': rd.spans[0].text, 'cal': r.calibration.source}))\n"
-    )
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HOME": str(tmp_path / "hf"),  # an empty cache: nothing to fall back on
-        "HF_ENDPOINT": "http://127.0.0.1:9",
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(MODEL)],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = read_offline(MODEL, "torch", tmp_path)
     assert "1874" in result["text"]
 
 
