@@ -28,16 +28,27 @@ class _Job:
     gone: Callable[[], Awaitable[bool]] | None = None
     queued_at: float = field(default_factory=time.perf_counter)
 
-    def abandoned(self) -> bool:
-        """Whether nobody waits for the answer: the caller was cancelled or its client left."""
-        if self.future.cancelled():
-            return True
-        if self.gone is None:
-            return False
+
+async def _abandoned(jobs: list[_Job]) -> list[bool]:
+    """Whether each answer has nobody to read it (its caller was cancelled or ``gone()`` says its
+    client left), asked on the jobs' event loop."""
+    return [j.future.cancelled() or (j.gone is not None and await j.gone()) for j in jobs]
+
+
+def abandoned(jobs: list[_Job]) -> list[bool]:
+    """:func:`_abandoned` from the worker thread: one round trip per event loop."""
+    out = [False] * len(jobs)
+    for loop in {id(j.loop): j.loop for j in jobs}.values():
+        mine = [n for n, j in enumerate(jobs) if j.loop is loop]
         try:
-            return asyncio.run_coroutine_threadsafe(self.gone(), self.loop).result(timeout=1)
-        except Exception:  # the loop is busy or closing: compute it rather than lose it
-            return False
+            found = asyncio.run_coroutine_threadsafe(
+                _abandoned([jobs[n] for n in mine]), loop
+            ).result(timeout=1)
+        except Exception:  # the loop is busy or closing: compute them rather than lose them
+            found = [jobs[n].future.cancelled() for n in mine]
+        for n, gone in zip(mine, found, strict=True):
+            out[n] = gone
+    return out
 
 
 class BatchingWorker:
@@ -103,8 +114,8 @@ class BatchingWorker:
                     break
                 jobs.append(job)
             live = []
-            for job in jobs:
-                if job.abandoned():
+            for job, gone in zip(jobs, abandoned(jobs), strict=True):
+                if gone:
                     self.dropped += 1
                     job.loop.call_soon_threadsafe(_settle, job.future, ClientGone())
                 else:
