@@ -42,6 +42,7 @@ class OnnxEncoderModel:
         meta = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.enable_cpu_mem_arena = False  # an arena keeps the largest batch's memory for good
         if threads:
             options.intra_op_num_threads = threads
         session = ort.InferenceSession(
