@@ -438,3 +438,21 @@ def test_a_run_in_two_pieces_ends_where_one_run_ends(tmp_path, tokenizer):
     assert whole["steps"] == first["steps"] == resumed["steps"] == 8
     assert len(resumed["losses_per_log"]) == len(whole["losses_per_log"])
     assert resumed["losses_per_log"][-1] == pytest.approx(whole["losses_per_log"][-1], rel=1e-3)
+
+
+@pytest.mark.skipif(not (DATA_DIR / squad.SQUAD_V2_DEV).exists(), reason="qa-data not mounted")
+def test_eval_reader_command_reports_squad2_metrics():
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "eval-reader", "--limit", "12"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads(done.stdout)
+    assert metrics["total"] == 12 and metrics["max_length"] == WindowSpec().max_length
+    assert 0 <= metrics["HasAns_f1"] <= 100 and 0 <= metrics["best_f1"] <= 100

@@ -147,7 +147,6 @@ def _eval(args: argparse.Namespace) -> int:
         precision=args.precision,
         backend=args.backend,
         predictions_out=args.predictions,
-        complete_within=args.complete_within,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -170,12 +169,6 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--precision", default="fp32", choices=PRECISIONS)
     e.add_argument("--backend", default="torch", choices=BACKENDS)
     e.add_argument("--predictions", default="", help="write per-question predictions (JSON)")
-    e.add_argument(
-        "--complete-within",
-        type=lambda text: [float(v) for v in text.split(",") if v.strip()],
-        default=[],
-        help="also score the best span completed within these logits, e.g. 0.5,1,2",
-    )
     e.set_defaults(func=_eval)
 
 
