@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from api.limits import ClientGone, Overloaded
 from rag.answer import Answer
@@ -26,7 +26,6 @@ class _Job:
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     gone: Callable[[], Awaitable[bool]] | None = None
-    queued_at: float = field(default_factory=time.perf_counter)
 
 
 async def _abandoned(jobs: list[_Job]) -> list[bool]:

@@ -79,10 +79,14 @@ class SpanEngine:
     def windows(self, questions: Sequence[str], texts: Sequence[str]) -> list[Window]:
         return self.tokenizer.windows(questions, texts)
 
-    def read(self, windows: Sequence[Window], per_window: int) -> list[WindowSpans]:
-        """Every window's ``per_window`` best spans, in window order. Windows are batched by
+    def read(
+        self, questions: Sequence[str], texts: Sequence[str], per_window: int
+    ) -> list[WindowSpans]:
+        """The ``per_window`` best spans of every window of every ``(questions[i], texts[i])``
+        pair, in window order (``pair`` is ``i``). Windows are batched by
         length, ``batch_size`` a forward (16: the fastest on 2 cores for 1 to 8 questions' windows,
         torch and ONNX alike), so a batch pads little."""
+        windows = self.windows(questions, texts)
         order = sorted(range(len(windows)), key=lambda w: len(windows[w].input_ids))
         out: list[WindowSpans | None] = [None] * len(windows)
         for b in range(0, len(order), self.batch_size):

@@ -135,7 +135,7 @@ class SpanReader:
             texts += [p.text for p in passages]
         owner = [n for n, (_, passages, _) in enumerate(items) for _ in passages]
         per_item: list[list[WindowSpans]] = [[] for _ in items]
-        for w in self.engine.read(self.engine.windows(questions, texts), self.per_window):
+        for w in self.engine.read(questions, texts, self.per_window):
             n = owner[w.pair]
             per_item[n].append(replace(w, pair=w.pair - first_pair[n]))
         return [
@@ -158,8 +158,7 @@ class SpanReader:
         """The best spans of every window of every text, from one batched forward pass."""
         self.warm_up()
         assert self.engine is not None
-        windows = self.engine.windows([question] * len(texts), texts)
-        return self.engine.read(windows, self.per_window)
+        return self.engine.read([question] * len(texts), texts, self.per_window)
 
     def decode(
         self, question: str, texts: list[str], windows: list[WindowSpans], first_rank: int = 0

@@ -30,13 +30,6 @@ class BestSpan:
     null: float
 
 
-def read_windows(
-    engine: SpanEngine, examples: Sequence[QAExample], per_window: int
-) -> list[WindowSpans]:
-    windows = engine.windows([e.question for e in examples], [e.context for e in examples])
-    return engine.read(windows, per_window)
-
-
 def best_spans(windows: Sequence[WindowSpans]) -> dict[int, BestSpan]:
     """Example index -> :class:`BestSpan` (absent when no context token fits a window)."""
     best: dict[int, tuple[float, int, int]] = {}
@@ -86,7 +79,8 @@ def evaluate_reader(
     runner = load_reader_model(model_dir, precision, threads, device, backend)
     tokenizer = WindowTokenizer.from_folder(model_dir, spec)
     engine = SpanEngine(tokenizer, runner, max_answer_tokens, batch_size)
-    span_preds, diffs = predictions(examples, best_spans(read_windows(engine, examples, 1)))
+    windows = engine.read([e.question for e in examples], [e.context for e in examples], 1)
+    span_preds, diffs = predictions(examples, best_spans(windows))
     gold = {e.qid: list(e.answers) for e in examples}
     metrics = squad2_metrics(gold, span_preds, diffs, threshold=0.0)
     metrics |= {
