@@ -32,6 +32,9 @@ _PAGE = """<!doctype html>
           overflow-wrap: anywhere; }}
   mark {{ background: var(--mark); color: var(--mark-fg); padding: .05em .1em;
           border-radius: 3px; outline: 2px solid var(--mark); scroll-margin: 6rem; }}
+  .page {{ display: block; margin: .5rem 0; color: var(--muted); text-align: center;
+           font: 13px/1.4 system-ui, sans-serif; user-select: none; -webkit-user-select: none;
+           scroll-margin: 6rem; }}
 </style>
 </head>
 <body>
@@ -46,17 +49,49 @@ _PAGE = """<!doctype html>
 """
 
 
+def _page_marker(number: int) -> str:
+    return (
+        f'<span class="page" id="page-{number}" aria-label="Page {number}">— page {number} —</span>'
+    )
+
+
+def _body(text: str, pages: tuple[int, ...], span: tuple[int, int] | None) -> str:
+    """``text`` escaped, a marker before each page, ``text[start:end]`` in ``<mark id="cited">``.
+
+    The text is cut at every page start and at the span's ends, so a span crossing pages keeps
+    its exact characters: the markers inside the ``<mark>`` are skipped by ``user-select``.
+    """
+    n = len(text)
+    markers: dict[int, list[int]] = {}
+    for number, offset in enumerate(pages, start=1):
+        markers.setdefault(min(max(offset, 0), n), []).append(number)
+    start, end = span if span else (-1, -1)
+    bounds = sorted({0, n, *markers, *((start, end) if span else ())})
+    out = []
+    for a, b in zip(bounds, [*bounds[1:], n], strict=True):
+        if a == end and start != end:
+            out.append("</mark>")
+        out.extend(_page_marker(number) for number in markers.get(a, ()))
+        if a == start:
+            out.append('<mark id="cited"></mark>' if start == end else '<mark id="cited">')
+        out.append(escape(text[a:b]))
+    return "".join(out)
+
+
 def render_view(doc: Document, start: int | None, end: int | None) -> HTMLResponse:
     """The document's text, escaped, with ``text[start:end]`` in ``<mark id="cited">``."""
-    text = doc.text
+    text, pages = doc.text, doc.pages
+    count = f"{len(pages)} pages · " if len(pages) > 1 else "1 page · " if pages else ""
     if start is None or end is None:
-        body, where = escape(text), f"{len(text)} characters"
+        body, where = _body(text, pages, None), f"{count}{len(text)} characters"
     else:
-        body = (
-            f'{escape(text[:start])}<mark id="cited">{escape(text[start:end])}</mark>'
-            f"{escape(text[end:])}"
-        )
-        where = f"characters {start}–{end} highlighted"
+        # The route checks 0 <= start < end <= len(text); clamping keeps the HTML well formed.
+        start = min(max(start, 0), len(text))
+        end = min(max(end, start), len(text))
+        body = _body(text, pages, (start, end))
+        page = doc.page_of(start)
+        at = f"page {page}, " if page is not None else ""
+        where = f"{count}{at}characters {start}–{end} highlighted"
     nonce = secrets.token_urlsafe(16)
     html = _PAGE.format(
         title=escape(doc.title), doc_id=escape(doc.doc_id), where=where, body=body, nonce=nonce

@@ -14,6 +14,11 @@ class Passage(BaseModel):
     end: int
     text: str
     score: float
+    page: int | None = Field(
+        None,
+        description="1-based page of the document where the passage starts; "
+        "null when the document has no pages.",
+    )
 
 
 class Citation(BaseModel):
@@ -31,6 +36,11 @@ class Citation(BaseModel):
     sentence: str = Field(description="The source sentence that holds the answer.")
     sentence_start: int
     sentence_end: int
+    page: int | None = Field(
+        None,
+        description="1-based page of the document where the cited span starts; "
+        "null when the document has no pages.",
+    )
 
 
 class Timings(BaseModel):

@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.formats import SUPPORTED_SUFFIXES, DocumentFormatError, Extracted, extract
+
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm")
+# Web furniture only occurs in text scraped from pages; PDF and Word files are kept whole.
+_BOILERPLATE_FORMATS = ("text", "markdown", "html")
 
 # A line that starts the web page's furniture (comment forms, "related" lists); from it to the
 # end of the document nothing is the article. Matched against whole lines.
@@ -27,13 +31,29 @@ class CorpusError(ValueError):
 
 @dataclass(frozen=True)
 class Document:
-    """One source document. ``text`` is what offsets index; ``excluded`` spans are not indexed."""
+    """One source document. ``text`` is what offsets index; ``excluded`` spans are not indexed.
+
+    ``pages`` holds the offset in ``text`` where each page starts (PDF); empty when unpaged.
+    """
 
     doc_id: str
     title: str
     text: str
     content_hash: str
     excluded: tuple[tuple[int, int], ...] = field(default=())
+    format: str = "text"
+    pages: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # Rows read back from JSON carry lists; tuples keep the document hashable and immutable.
+        object.__setattr__(self, "excluded", tuple(tuple(s) for s in self.excluded))
+        object.__setattr__(self, "pages", tuple(self.pages))
+
+    def page_of(self, offset: int) -> int | None:
+        """The 1-based page holding character ``offset``; ``None`` for an unpaged document."""
+        if not self.pages:
+            return None
+        return max(bisect_right(self.pages, offset), 1)
 
     def indexable_spans(self) -> list[tuple[int, int]]:
         """The (start, end) ranges of ``text`` that belong to the article proper."""
@@ -64,54 +84,42 @@ def first_line_title(text: str, fallback: str) -> str:
     return fallback
 
 
-def html_to_text(html: str) -> tuple[str, str | None]:
-    """Visible text of an HTML page (scripts, styles and navigation dropped) and its <title>."""
-    from bs4 import BeautifulSoup
+def _document(doc_id: str, data: bytes, got: Extracted, title: str | None = None) -> Document:
+    return Document(
+        doc_id=doc_id,
+        title=title or got.title or first_line_title(got.text, doc_id),
+        text=got.text,
+        content_hash=content_hash(data),
+        excluded=boilerplate_spans(got.text) if got.format in _BOILERPLATE_FORMATS else (),
+        format=got.format,
+        pages=got.pages,
+    )
 
-    soup = BeautifulSoup(html, "html.parser")
-    title = soup.title.get_text(strip=True) if soup.title else None
-    for tag in soup(["script", "style", "noscript", "template", "nav", "header", "footer", "head"]):
-        tag.decompose()
-    lines = (line.strip() for line in soup.get_text("\n").splitlines())
-    text = "\n\n".join(line for line in lines if line)
-    return text, title or None
 
+def document_from_bytes(doc_id: str, name: str, data: bytes, title: str | None = None) -> Document:
+    """A document from an upload's bytes, its format from ``name``; DocumentFormatError if unusable.
 
-def _looks_binary(data: bytes) -> bool:
-    return b"\x00" in data[:8192]
+    The title is ``title`` if given, else the file's own (HTML/PDF/.docx), else its first line.
+    """
+    got = extract(name, data)
+    for warning in got.warnings:
+        log.warning("%s: %s", doc_id, warning)
+    return _document(doc_id, data, got, title)
 
 
 def read_document(path: Path, root: Path) -> Document | None:
-    """Read one file; ``None`` (with a warning naming it) when it is unreadable or binary."""
+    """Read one file; ``None`` (with a warning naming it) when it is unreadable or unusable."""
     doc_id = path.relative_to(root).as_posix()
     try:
         data = path.read_bytes()
     except OSError as exc:
         log.warning("skipping unreadable file %s: %s", doc_id, exc)
         return None
-    if _looks_binary(data):
-        log.warning("skipping binary file %s", doc_id)
-        return None
     try:
-        raw = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        log.warning("skipping %s: not valid UTF-8 text", doc_id)
+        return document_from_bytes(doc_id, path.name, data)
+    except DocumentFormatError as exc:
+        log.warning("skipping %s [%s]: %s", doc_id, exc.code, exc)
         return None
-    html_title = None
-    if path.suffix.lower() in (".html", ".htm"):
-        text, html_title = html_to_text(raw)
-    else:
-        text = raw.replace("\r\n", "\n")
-    if not text.strip():
-        log.warning("skipping empty document %s", doc_id)
-        return None
-    return Document(
-        doc_id=doc_id,
-        title=html_title or first_line_title(text, doc_id),
-        text=text,
-        content_hash=content_hash(data),
-        excluded=boilerplate_spans(text),
-    )
 
 
 def corpus_files(root: Path) -> list[Path]:
