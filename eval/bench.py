@@ -30,7 +30,7 @@ EXIT_FAIL, EXIT_USAGE = 1, 2
 def bench_ingest(settings: Settings, repeat: int) -> list[float]:
     """Seconds for full index builds of the corpus into throw-away folders (model loaded)."""
     from embeddings.encoder import Encoder
-    from rag.store import build_index, corpus_of
+    from rag.store import corpus_of, open_index
 
     encoder = Encoder.from_settings(settings)
     encoder.warm_up()
@@ -42,7 +42,7 @@ def bench_ingest(settings: Settings, repeat: int) -> list[float]:
                 update={"corpus_dir": corpus, "index_dir": Path(tmp) / "index"}
             )
             t0 = time.perf_counter()
-            build_index(scratch, encoder)
+            open_index(scratch, encoder)
             times.append(time.perf_counter() - t0)
     return times
 

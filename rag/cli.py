@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -46,13 +47,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.path is not None:
         args.corpus_dir = Path(args.path)
     settings = settings_from(args)
+    started = time.perf_counter()
     store = prepare_index(settings, rebuild=args.rebuild)
-    m = store.manifest
-    fresh = store.manifest.get("built_at")
     print(
-        f"index {settings.index_dir}: {len(store.documents)} documents, {m['n_chunks']} chunks "
-        f"({m.get('embedded_chunks', m['n_chunks'])} embedded in the last build at {fresh}, "
-        f"{m.get('build_seconds', 0):.1f} s)"
+        f"index {settings.index_dir}: {len(store.documents)} documents, {len(store.chunks)} "
+        f"chunks, generation {store.generation} ({time.perf_counter() - started:.1f} s)"
     )
     return 0
 

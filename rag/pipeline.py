@@ -178,37 +178,40 @@ class AskPipeline:
             return out  # type: ignore[return-value]
         self.warm_up()
         assert self.retriever is not None and self.reader is not None
-        t0 = time.perf_counter()
-        depth = self.settings.second_pass_top_k
-        hits = self.retriever.search_many(
-            [q for _, q, _, _ in todo],
-            [max(k, depth) for *_, k in todo],
-            [m for _, _, m, _ in todo],
-        )
-        passages = [self._passages(h[:k]) for h, (*_, k) in zip(hits, todo, strict=True)]
-        t1 = time.perf_counter()
-        readings = self.reader.read_many(
-            [(q, p, 0) for (_, q, _, _), p in zip(todo, passages, strict=True)]
-        )
-        again = []  # (position in todo, the passages the deeper ranking adds)
-        for n, (reading, h, (*_, k)) in enumerate(zip(readings, hits, todo, strict=True)):
-            if reading.abstain and len(h) > k:
-                added = [p for p in self._passages(h) if p not in passages[n]]
-                if added:
-                    again.append((n, added))
-        if again:
-            items = [(todo[n][1], added, len(passages[n])) for n, added in again]
-            for (n, added), more in zip(again, self.reader.read_many(items), strict=True):
-                readings[n] = combine_readings(readings[n], more, passages[n], added)
-                passages[n] = passages[n] + added
-        t2 = time.perf_counter()
-        timings = Timings(
-            retrieve=round((t1 - t0) * 1000, 2),
-            read=round((t2 - t1) * 1000, 2),
-            total=round((t2 - t0) * 1000, 2),
-        )
-        for (i, question, _, _), reading, read in zip(todo, readings, passages, strict=True):
-            out[i] = self._answer(question, reading, read, timings)
+        assert self.store is not None
+        with self.store.lock:  # an update waits for this batch, which sees one index
+            self.store.refresh()
+            t0 = time.perf_counter()
+            depth = self.settings.second_pass_top_k
+            hits = self.retriever.search_many(
+                [q for _, q, _, _ in todo],
+                [max(k, depth) for *_, k in todo],
+                [m for _, _, m, _ in todo],
+            )
+            passages = [self._passages(h[:k]) for h, (*_, k) in zip(hits, todo, strict=True)]
+            t1 = time.perf_counter()
+            readings = self.reader.read_many(
+                [(q, p, 0) for (_, q, _, _), p in zip(todo, passages, strict=True)]
+            )
+            again = []  # (position in todo, the passages the deeper ranking adds)
+            for n, (reading, h, (*_, k)) in enumerate(zip(readings, hits, todo, strict=True)):
+                if reading.abstain and len(h) > k:
+                    added = [p for p in self._passages(h) if p not in passages[n]]
+                    if added:
+                        again.append((n, added))
+            if again:
+                items = [(todo[n][1], added, len(passages[n])) for n, added in again]
+                for (n, added), more in zip(again, self.reader.read_many(items), strict=True):
+                    readings[n] = combine_readings(readings[n], more, passages[n], added)
+                    passages[n] = passages[n] + added
+            t2 = time.perf_counter()
+            timings = Timings(
+                retrieve=round((t1 - t0) * 1000, 2),
+                read=round((t2 - t1) * 1000, 2),
+                total=round((t2 - t0) * 1000, 2),
+            )
+            for (i, question, _, _), reading, read in zip(todo, readings, passages, strict=True):
+                out[i] = self._answer(question, reading, read, timings)
         return out  # type: ignore[return-value]
 
     def _answer(
@@ -229,8 +232,18 @@ class AskPipeline:
 
     def _hits(self, query: str, mode: RetrievalMode | None, k: int) -> list[Hit]:
         self.warm_up()
-        assert self.retriever is not None
-        return self.retriever.search(query, k, mode or self.settings.retrieval_mode)
+        assert self.retriever is not None and self.store is not None
+        with self.store.lock:
+            self.store.refresh()
+            return self.retriever.search(query, k, mode or self.settings.retrieval_mode)
+
+    def refresh(self) -> bool:
+        """Catch up with the document store now (after a write), waiting for the batch being
+        answered; whether anything changed."""
+        self.warm_up()
+        assert self.store is not None
+        with self.store.lock:
+            return self.store.refresh()
 
     def _passages(self, hits: list[Hit]) -> list[Passage]:
         """The hits' chunks as passages, best first; touching ones merged when configured."""
@@ -247,6 +260,7 @@ class AskPipeline:
                     end=chunk.end,
                     text=chunk.text,
                     score=hit.score,
+                    page=documents[chunk.doc_id].page_of(chunk.start),
                 )
             )
         if self.settings.merge_passages:
@@ -257,7 +271,8 @@ class AskPipeline:
         """A citation of the span: its passage and the sentence that holds it."""
         assert self.store is not None
         p = passages[span.passage_index]
-        text = self.store.documents[p.doc_id].text
+        doc = self.store.documents[p.doc_id]
+        text = doc.text
         assert text[span.start : span.end] == span.text, "reader returned a non-verbatim span"
         s_start, s_end = sentence_around(
             split_sentences(text, p.start, p.end), span.start, span.end
@@ -275,6 +290,7 @@ class AskPipeline:
             sentence=text[s_start:s_end],
             sentence_start=s_start,
             sentence_end=s_end,
+            page=doc.page_of(span.start),
         )
 
 

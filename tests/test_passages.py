@@ -13,11 +13,11 @@ def _passage(pipe, chunk_id: int, score: float) -> Passage:
 
 def test_chunks_that_overlap_or_touch_are_read_as_one_passage(seed_pipeline):
     chunks = seed_pipeline.store.chunks
-    doc_id = chunks[0].doc_id
-    ids = [i for i, c in enumerate(chunks) if c.doc_id == doc_id]
+    doc_id = chunks[min(chunks)].doc_id
+    ids = sorted(i for i, c in chunks.items() if c.doc_id == doc_id)
     assert len(ids) >= 6
     a, b, c, far = ids[0], ids[1], ids[2], ids[5]
-    other = next(i for i, ch in enumerate(chunks) if ch.doc_id != doc_id)
+    other = next(i for i, ch in chunks.items() if ch.doc_id != doc_id)
     text = seed_pipeline.store.documents[doc_id].text
     # consecutive chunks overlap, or only whitespace lies between them
     assert not text[chunks[a].end : chunks[b].start].strip()

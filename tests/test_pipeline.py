@@ -58,7 +58,7 @@ def test_answer_json_matches_the_contract(seed_pipeline):
         "timings_ms",
     }
     assert set(data["timings_ms"]) == {"retrieve", "read", "total"}
-    assert set(data["passages"][0]) == {"doc_id", "title", "start", "end", "text", "score"}
+    assert set(data["passages"][0]) == {"doc_id", "title", "start", "end", "text", "score", "page"}
     if data["citations"]:
         assert set(data["citations"][0]) >= {
             "doc_id",

@@ -1,11 +1,11 @@
-"""Reliability: schemathesis, SIGKILLs in ingest, a bounded load (long form: make reliability)."""
+"""Reliability: schemathesis, SIGKILLs during writes, a bounded load (long form: make reliability)."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
-import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,8 +19,10 @@ from api_fixtures import HARDENED
 from reliability_figures import FIGURES
 
 from embeddings.encoder import Encoder
+from rag.chunking import Chunker
 from rag.config import PROJECT_ROOT, Settings
-from rag.store import IndexStore, build_index
+from rag.docstore import DocumentStore
+from rag.store import IndexStore
 
 # make reliability sets it; make test runs the short form.
 LONG = os.environ.get("VERBATIM_RELIABILITY") == "long"
@@ -61,50 +63,72 @@ def test_schemathesis_finds_no_failure(hardened_server: str, tmp_path: Path) -> 
     assert len(entries) >= (1000 if LONG else 100)
 
 
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".index."))
+# A writer that adds, replaces and deletes documents for ever (killed by the test below).
+WRITER = """
+import sys, itertools
+from pathlib import Path
+from embeddings.encoder import Encoder
+from rag.config import Settings
+from rag.documents import Document, content_hash
+from rag.library import Library
+settings = Settings(index_dir=Path(sys.argv[1]), chunk_tokens=24, chunk_overlap_tokens=6)
+encoder = Encoder.from_settings(settings)
+encoder.warm_up()
+library = Library.from_settings(settings, encoder)
+text = Path(sys.argv[2]).read_text()
+print("ready", flush=True)
+for n in itertools.count():
+    doc_id = f"doc-{n % 3}.txt"
+    version = text[: 400 + 40 * (n % 7)]
+    doc = Document(doc_id, doc_id, version, content_hash(version.encode()))
+    if doc_id in library.store.origins():
+        (library.remove([doc_id]) if n % 2 else library.replace(doc, doc_id))
+    else:
+        library.add([(doc, doc_id)])
+"""
 
 
-def test_sigkill_during_ingest_leaves_a_usable_index_and_no_leftovers(
+def test_sigkill_during_writes_leaves_each_document_wholly_in_or_out(
     tmp_path: Path, encoder: Encoder
 ) -> None:
-    """Defect 3: a kill while the new index was written left a ``.index.tmp-*`` folder for
-    good. Each ``verbatim ingest --rebuild`` here is killed once its new index is being written
-    (the first at once, the others a random moment later); then the index must load, and the
-    next open must leave no temporary folder."""
-    corpus = tmp_path / "corpus"  # one seed document: the build is quicker, its write as real
-    corpus.mkdir()
-    shutil.copy(sorted((PROJECT_ROOT / "seeds").iterdir())[0], corpus)
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
-    chunks = len(build_index(settings, encoder).chunks)
-    ingest = [sys.executable, "-m", "rag.cli", "--corpus-dir", str(corpus)]
-    ingest += ["--index-dir", str(settings.index_dir)]
+    """Writers adding, replacing and deleting documents are killed at random moments; after
+    each kill the store passes SQLite's integrity check, the index loads, and every document
+    in it has exactly the chunks (and vectors) its text chunks into: none half-written."""
+    settings = Settings(index_dir=tmp_path / "index", chunk_tokens=24, chunk_overlap_tokens=6)
+    source = tmp_path / "source.txt"
+    source.write_text(sorted((PROJECT_ROOT / "seeds").iterdir())[0].read_text())
+    chunker = Chunker(encoder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens)
     rng = random.Random(16)
     env = {**os.environ, "TQDM_DISABLE": "1"}
-    usable = landed = 0
-    for kill in range(KILLS):
+    whole = generations = 0
+    for _ in range(KILLS):
         proc = subprocess.Popen(
-            [*ingest, "ingest", "--rebuild"],
+            [sys.executable, "-c", WRITER, str(settings.index_dir), str(source)],
             cwd=PROJECT_ROOT,
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            text=True,
         )
-        while proc.poll() is None and not list(tmp_path.glob(".index.tmp-*")):
-            time.sleep(0.0005)
-        if kill:
-            time.sleep(rng.uniform(0, 0.03))
-        landed += proc.poll() is None and bool(list(tmp_path.glob(".index.tmp-*")))
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.05, 1.5))
+        assert proc.poll() is None, "the writer stopped by itself"
         proc.kill()
         proc.wait()
-        store = IndexStore.load(settings.index_dir)  # loading cleans up after the killed build
-        usable += len(store.chunks) == chunks == store.vectors.size
-        assert leftovers(tmp_path) == [], f"after kill {kill + 1}"
-    FIGURES["kills during ingest"] = (
-        f"{KILLS} kills ({landed} while the new index was being written), "
-        f"{usable} usable, {len(leftovers(tmp_path))} leftovers"
+        docstore = DocumentStore.in_folder(settings.index_dir)
+        with sqlite3.connect(docstore.path) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        store = IndexStore.load(docstore)
+        assert store.vectors.size == store.sparse.size == len(store.chunks)
+        counts = store.chunk_counts()
+        whole += all(counts[d.doc_id] == len(chunker.chunk(d)) for d in store.documents.values())
+        generations = docstore.generation()
+        docstore.close()
+    FIGURES["kills during writes"] = (
+        f"{KILLS} kills during add/replace/delete ({generations} commits in all), "
+        f"{whole} times every document wholly in or out"
     )
-    assert usable == KILLS and landed >= 1
+    assert whole == KILLS and generations >= KILLS
 
 
 def test_bounded_load_answers_only_200_503_429(

@@ -25,7 +25,7 @@ def test_corpus_holds_every_held_out_article_and_its_answerable_questions(tmp_pa
 
 
 def test_a_hit_is_a_passage_inside_the_question_paragraph_holding_an_answer(seed_pipeline):
-    chunk = next(c for c in seed_pipeline.store.chunks if "75th anniversary" in c.text)
+    chunk = next(c for c in seed_pipeline.store.chunks.values() if "75th anniversary" in c.text)
     paragraph = seed_pipeline.store.documents[chunk.doc_id].text  # the whole article
     question = "Which anniversary of diplomatic relations were China and Russia marking?"
     hit = Probe(question, chunk.doc_id, paragraph, ("75th anniversary",))

