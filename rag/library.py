@@ -96,27 +96,28 @@ class Library:
             settings.chunk_overlap_tokens,
         )
 
-    def _put(
-        self, doc: Document, origin: Origin, source: str, progress: Progress | None = None
-    ) -> Put:
+    def _puts(
+        self, items: Sequence[tuple[Document, Origin, str]], progress: Progress | None = None
+    ) -> list[Put]:
+        """Chunk, embed and tokenise documents for :meth:`DocumentStore.write`; the chunks of
+        all of them are embedded together, ``batch_size`` at a time."""
         chunker = Chunker(self.encoder.count_tokens, self.chunk_tokens, self.chunk_overlap_tokens)
-        chunks = chunker.chunk(doc)
-        texts = [c.text for c in chunks]
-        vectors = []
+        chunked = [chunker.chunk(doc) for doc, _, _ in items]
+        texts = [c.text for chunks in chunked for c in chunks]
+        vectors: list = []
         for i in range(0, len(texts), self.batch_size):
             vectors.extend(self.encoder.encode(texts[i : i + self.batch_size]))
             if progress is not None:
-                progress(min(len(texts), i + self.batch_size) / max(1, len(texts)))
+                progress(min(len(texts), i + self.batch_size) / len(texts))
         terms = terms_of(texts)
-        return Put(
-            doc,
-            origin,
-            source,
-            [
-                NewChunk(c.start, c.end, t, v)
-                for c, t, v in zip(chunks, terms, vectors, strict=True)
-            ],
-        )
+        puts, n = [], 0
+        for (doc, origin, source), chunks in zip(items, chunked, strict=True):
+            made = [
+                NewChunk(c.start, c.end, terms[n + j], vectors[n + j]) for j, c in enumerate(chunks)
+            ]
+            puts.append(Put(doc, origin, source, made))
+            n += len(chunks)
+        return puts
 
     def add(
         self,
@@ -135,8 +136,8 @@ class Library:
         existing = self.store.origins()
         by_sha = self.store.sha256s()
         changes: list[Change] = []
-        puts: list[Put] = []
-        for n, (doc, source) in enumerate(documents):
+        todo: list[tuple[Document, Origin, str]] = []
+        for doc, source in documents:
             check_doc_id(doc.doc_id)
             same = existing.get(doc.doc_id)
             if same is not None and same[1] == doc.content_hash:
@@ -151,15 +152,11 @@ class Library:
                     f"PUT /documents/{doc.doc_id} (or `verbatim add --replace`)"
                 )
 
-            def step(fraction: float, n: int = n) -> None:
-                if progress is not None:
-                    progress((n + fraction) / len(documents))
-
-            put = self._put(doc, origin, source, step)
-            puts.append(put)
+            todo.append((doc, origin, source))
             by_sha[doc.content_hash] = doc.doc_id
             status: Status = "replaced" if same is not None else "added"
-            changes.append(Change(doc.doc_id, doc.title, status, len(put.chunks)))
+            changes.append(Change(doc.doc_id, doc.title, status, -1))
+        puts = self._puts(todo, progress)
         if puts:
             self.store.write(puts)
         counts = {r.doc_id: r.chunks for r in self.store.records([c.doc_id for c in changes])}
@@ -197,33 +194,43 @@ class Library:
         remove = sorted(d for d, (o, _) in stored.items() if o == "folder" and d not in hashes)
         return SyncPlan(add, remove)
 
-    def sync(self, folder: Path, plan: SyncPlan | None = None) -> list[Change]:
+    def sync(
+        self, folder: Path, plan: SyncPlan | None = None, batch_documents: int = 200
+    ) -> list[Change]:
         """Keep the store in step with ``folder``: its new and changed files in, the folder
-        documents it no longer has out; uploads are left alone. One transaction."""
+        documents it no longer has out; uploads are left alone. One transaction per
+        ``batch_documents`` files, so memory stays bounded and an interrupted sync resumes."""
         plan = plan or self.plan_sync(folder)
-        docs = [d for p in plan.add if (d := read_document(p, folder)) is not None]
         existing = self.store.origins()
-        puts = [self._put(d, "folder", d.doc_id, None) for d in docs]
-        if puts or plan.remove:
-            self.store.write(puts, plan.remove)
-        changes = [
-            Change(
-                p.document.doc_id,
-                p.document.title,
-                "replaced" if p.document.doc_id in existing else "added",
-                len(p.chunks),
-            )
-            for p in puts
-        ]
-        return changes + [Change(d, "", "removed", 0) for d in plan.remove]
+        changes = [Change(d, "", "removed", 0) for d in plan.remove]
+        if plan.remove:
+            self.store.write(deletes=plan.remove)
+        for i in range(0, len(plan.add), batch_documents):
+            batch = plan.add[i : i + batch_documents]
+            docs = [d for p in batch if (d := read_document(p, folder)) is not None]
+            puts = self._puts([(d, "folder", d.doc_id) for d in docs])
+            if puts:
+                self.store.write(puts)
+            changes += [
+                Change(
+                    p.document.doc_id,
+                    p.document.title,
+                    "replaced" if p.document.doc_id in existing else "added",
+                    len(p.chunks),
+                )
+                for p in puts
+            ]
+        return changes
 
     def rechunk_all(self) -> int:
         """Chunk and embed every stored document again (the chunking or embedding settings
         changed); one transaction. The number of documents."""
         records = {r.doc_id: r for r in self.store.records()}
-        puts = [
-            self._put(d, records[d.doc_id].origin, records[d.doc_id].source, None)
-            for d in self.store.documents()
-        ]
+        puts = self._puts(
+            [
+                (d, records[d.doc_id].origin, records[d.doc_id].source)
+                for d in self.store.documents()
+            ]
+        )
         self.store.write(puts)
         return len(puts)

@@ -131,7 +131,7 @@ def test_a_write_that_fails_midway_changes_nothing(small_settings, encoder):
         def __array__(self, *args, **kwargs):  # read after the document row is written
             raise KeyboardInterrupt("power cut")
 
-    put = library._put(text_doc("new.txt", "Tides\n\nThe tide turns twice a day."), "upload", "")
+    [put] = library._puts([(text_doc("new.txt", "Tides\n\nThe tide turns."), "upload", "")])
     bad = type(put.chunks[0])(0, 5, ["tide"], Exploding())
     with pytest.raises(KeyboardInterrupt):
         store.docstore.write([put, type(put)(text_doc("b.txt", "Bad"), "upload", "", [bad])])
