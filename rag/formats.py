@@ -24,6 +24,8 @@ _FORMATS: dict[str, Format] = {
 _HYPHEN_BREAK = re.compile(r"([^\W\d_])-[ \t]*\n[ \t]*([^\W\d_])")
 _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# A line that starts a list item: it begins a line of its own even inside a paragraph.
+_ITEM = re.compile(r"^([-–—•*▪●]\s|\(?\d{1,3}[.)]\s|\(?[a-z][.)]\s)")
 # Titles PDF producers write when the author gave none (reportlab writes "untitled").
 _PLACEHOLDER_TITLES = {"", "untitled", "untitled document", "title"}
 
@@ -119,8 +121,28 @@ def clean_pdf_page(text: str) -> str:
     """One page's extracted text: hyphenated line breaks joined, whitespace tidied per line."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _HYPHEN_BREAK.sub(lambda m: m[1] + m[2] if m[2].islower() else m[0], text)
-    lines = (_INLINE_SPACE.sub(" ", line).strip() for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+    lines = [_INLINE_SPACE.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", _unwrap(lines)).strip()
+
+
+def _unwrap(lines: list[str]) -> str:
+    """Lines joined into paragraphs: a PDF breaks every line, and a sentence cut by a line
+    break would be split (and chunked) in two. A line well short of the page's full width
+    ends its paragraph; an empty line or a list item starts a new one."""
+    widths = sorted(len(line) for line in lines if line)
+    full = widths[int(0.9 * (len(widths) - 1))] if widths else 0
+    out: list[str] = []
+    for line, after in zip(lines, [*lines[1:], ""], strict=True):
+        out.append(line)
+        if not line or not after:
+            out.append("\n")
+        elif len(line) < 0.75 * full or _ITEM.match(after):
+            out.append("\n\n")
+        elif line.endswith("-"):  # a kept hyphen ("Sino-" + "Russian")
+            out.append("")
+        else:
+            out.append(" ")
+    return "".join(out)
 
 
 def _extract_pdf(name: str, data: bytes) -> Extracted:

@@ -78,10 +78,15 @@ def code_of(name: str, data: bytes) -> str:
 
 def test_two_page_pdf_has_page_offsets_and_joins_hyphenated_words(tmp_path: Path):
     path = tmp_path / "keeper.pdf"
-    path.write_bytes(make_pdf([["Harbour log, spring.", "Calm   seas all week."], SECOND_PAGE]))
+    lines = ["Harbour log", "Calm   seas all week, and the keeper", "wrote little else."]
+    path.write_bytes(make_pdf([lines, SECOND_PAGE]))
     got = extract(path.name, path.read_bytes())
     assert got.format == "pdf"
-    assert got.text == f"Harbour log, spring.\nCalm seas all week.\n\n{SENTENCE}"
+    # a short line ends its paragraph; a full one runs on into the next
+    assert (
+        got.text
+        == f"Harbour log\n\nCalm seas all week, and the keeper wrote little else.\n\n{SENTENCE}"
+    )
     assert got.pages == (0, got.text.index("The keeper"))
     assert got.warnings == ()
     assert got.title is None  # reportlab's placeholder "untitled" is not a title
@@ -91,13 +96,27 @@ def test_two_page_pdf_has_page_offsets_and_joins_hyphenated_words(tmp_path: Path
     assert (doc.page_of(0), doc.page_of(at), doc.page_of(len(doc.text) - 1)) == (1, 2, 2)
     assert doc.page_of(at - 1) == 1  # the separator belongs to the page before
     assert doc.format == "pdf" and doc.excluded == ()
-    assert doc.title == "Harbour log, spring."
+    assert doc.title == "Harbour log"
     assert doc.content_hash == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_lines_of_a_paragraph_are_joined_and_list_items_kept_apart():
+    lines = [
+        "The council met on Monday and agreed, after a long debate, that",
+        "the harbour would reopen in spring. Three measures were adopted:",
+        "- a new pier,",
+        "- a second crane.",
+    ]
+    got = extract("x.pdf", make_pdf([lines]))
+    assert got.text == (
+        "The council met on Monday and agreed, after a long debate, that the harbour would "
+        "reopen in spring. Three measures were adopted:\n\n- a new pier,\n\n- a second crane."
+    )
 
 
 def test_hyphen_is_kept_when_the_next_line_starts_a_name():
     got = extract("x.pdf", make_pdf([["Talks between Sino-", "Russian delegates."]]))
-    assert got.text == "Talks between Sino-\nRussian delegates."
+    assert got.text == "Talks between Sino-Russian delegates."
 
 
 def test_pdf_metadata_title_is_used():
