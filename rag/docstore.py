@@ -339,6 +339,23 @@ class DocumentStore:
                 (*given.values(), job_id),
             )
 
+    def fail_unfinished_jobs(self) -> int:
+        """Mark jobs that a stopped process left queued or running as failed (at start-up)."""
+        error = json.dumps(
+            {
+                "code": "interrupted",
+                "message": "the service stopped during the job; its files went in whole or not "
+                "at all: check GET /documents and upload what is missing",
+            }
+        )
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET state = 'failed', error = ?, updated_at = ? "
+                "WHERE state IN ('queued', 'running')",
+                (error, now()),
+            )
+        return cur.rowcount
+
     def job(self, job_id: str) -> dict | None:
         row = (
             self._conn()

@@ -78,9 +78,10 @@ def boilerplate_spans(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def first_line_title(text: str, fallback: str) -> str:
+    """The first non-blank line, without a Markdown heading's leading ``#``s."""
     for line in text.splitlines():
         if line.strip():
-            return line.strip()
+            return line.strip().lstrip("#").strip() or line.strip()
     return fallback
 
 

@@ -164,6 +164,8 @@ def update_store(settings: Settings, encoder: Encoder, rebuild: bool = False) ->
     when something would change and ``on_stale_index == "refuse"``."""
     _remove_format_1(settings.index_dir)
     docstore = DocumentStore.in_folder(settings.index_dir)
+    if not docstore.path.exists() and not file_hashes(corpus_of(settings, docstore)):
+        raise CorpusError(f"no readable documents in {corpus_of(settings, docstore)}")
     try:
         docstore.generation()
     except StoreError as exc:
@@ -176,6 +178,10 @@ def update_store(settings: Settings, encoder: Encoder, rebuild: bool = False) ->
         for suffix in ("-wal", "-shm"):
             Path(f"{docstore.path}{suffix}").unlink(missing_ok=True)
         docstore = DocumentStore.in_folder(settings.index_dir)
+    if interrupted := docstore.fail_unfinished_jobs():
+        log.warning(
+            "%d upload job(s) were cut short by a stop; they are marked failed", interrupted
+        )
     library = Library.from_settings(settings, encoder)
     refuse = settings.on_stale_index == "refuse" and not rebuild
     if rebuild:

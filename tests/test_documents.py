@@ -42,7 +42,7 @@ def test_txt_md_and_html_with_nested_ids(small_corpus: Path):
     docs = {d.doc_id: d for d in load_corpus(small_corpus)}
     assert sorted(docs) == ["a.txt", "c.html", "sub/b.md"]
     assert docs["a.txt"].title == "Harbour Notes"
-    assert docs["sub/b.md"].title == "# Orchard Almanac"
+    assert docs["sub/b.md"].title == "Orchard Almanac"  # a Markdown heading without its #
     html = docs["c.html"]
     assert html.title == "River Log"
     assert "Olu Brennan" in html.text

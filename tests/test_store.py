@@ -262,3 +262,14 @@ def test_unknown_index_kind_is_rejected():
 
     with pytest.raises(ValueError, match="unknown index kind"):
         VectorIndex.build(np.zeros((2, 4), dtype=np.float32), "annoy")
+
+
+def test_jobs_cut_short_by_a_stop_are_marked_failed_at_start(small_settings, encoder):
+    docstore = open_index(small_settings, encoder).docstore
+    running, done = docstore.create_job(), docstore.create_job()
+    docstore.update_job(running, state="running", progress=0.4)
+    docstore.update_job(done, state="done", progress=1.0)
+    open_index(small_settings, encoder)
+    assert docstore.job(running)["state"] == "failed"
+    assert docstore.job(running)["error"]["code"] == "interrupted"
+    assert docstore.job(done)["state"] == "done"
