@@ -8,11 +8,11 @@ from fastapi import FastAPI
 
 from api.docs import install_offline_docs
 from api.errors import JsonCORSMiddleware, install_error_handlers
-from api.limits import BodySizeLimit
+from api.limits import MULTIPART_OVERHEAD, BodySizeLimit
 from api.metrics import MetricsMiddleware
 from api.request_id import RequestId
-from api.routes import ask, documents, operations, pages
-from api.security import HeadAsGet, HostCheck, SecurityHeaders
+from api.routes import ask, documents, jobs, operations, pages
+from api.security import AdminGuard, HeadAsGet, HostCheck, SecurityHeaders
 from api.service import Service
 from rag.config import Settings, get_settings
 from rag.pipeline import AskPipeline
@@ -39,24 +39,28 @@ def create_app(
     app.state.service = svc
     install_error_handlers(app)
     # Added innermost first: metrics sees every response, CORS headers even on a 413, the
-    # hardening headers even on a refused Host.
+    # hardening headers even on a refused Host, the admin token checked before a body is read.
     app.add_middleware(
-        BodySizeLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        upload_bytes=settings.max_upload_bytes * settings.max_upload_files + MULTIPART_OVERHEAD,
     )
+    app.add_middleware(AdminGuard, token=settings.admin_token)
     app.add_middleware(HeadAsGet)
     app.add_middleware(
         JsonCORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After"],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["Content-Type", "X-Request-ID", "Authorization"],
+        expose_headers=["X-Request-ID", "Retry-After", "Location"],
         max_age=600,
     )
     app.add_middleware(HostCheck, allowed=settings.allowed_hosts)
     app.add_middleware(RequestId)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics, router=app.router)
-    for module in (ask, documents, operations, pages):
+    for module in (ask, documents, jobs, operations, pages):
         app.include_router(module.router)
     schema_of = app.openapi
 

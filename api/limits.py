@@ -16,22 +16,37 @@ from api.metrics import CLIENT_CLOSED
 T = TypeVar("T")
 
 
-class BodySizeLimit:
-    """ASGI middleware: answer 413 for a body over ``max_bytes``, declared or streamed, and 408
-    for one that has not arrived within ``timeout_s``.
+# Multipart framing around the files of an upload: boundaries, part headers, a title field.
+MULTIPART_OVERHEAD = 64 * 1024
 
-    The body is read (at most ``max_bytes`` + 1 bytes) before the app sees it, then replayed.
+
+def is_upload(method: str, path: str) -> bool:
+    """Whether a request may carry documents (POST/PUT /documents...), and so a larger body."""
+    return method in ("POST", "PUT") and (path == "/documents" or path.startswith("/documents/"))
+
+
+class BodySizeLimit:
+    """ASGI middleware: answer 413 for a body over ``max_bytes`` (``upload_bytes`` for uploads,
+    see :func:`is_upload`), declared or streamed, and 408 for one that has not arrived within
+    ``timeout_s``.
+
+    The body is read (at most the limit + 1 bytes) before the app sees it, then replayed.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float):
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, timeout_s: float, upload_bytes: int | None = None
+    ):
         self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+        self.upload_bytes = upload_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        upload = is_upload(scope["method"], scope["path"])
+        limit = self.upload_bytes if upload else self.max_bytes
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        too_large = declared.isdigit() and int(declared) > self.max_bytes
+        too_large = declared.isdigit() and int(declared) > limit
         chunks: list[bytes] = []
         size, more = 0, not too_large
         with anyio.move_on_after(self.timeout_s) as deadline:
@@ -42,7 +57,7 @@ class BodySizeLimit:
                 chunks.append(message.get("body", b""))
                 size += len(chunks[-1])
                 more = message.get("more_body", False)
-                too_large = size > self.max_bytes
+                too_large = size > limit
                 more = more and not too_large
         if deadline.cancelled_caught:
             message = f"the request body did not arrive within {self.timeout_s:g} s"
@@ -51,11 +66,10 @@ class BodySizeLimit:
             await response(scope, receive, send)
             return
         if too_large:
-            response = error_response(
-                413,
-                "body_too_large",
-                f"the request body is over the limit of {self.max_bytes} bytes",
-            )
+            message = f"the request body is over the limit of {limit} bytes"
+            if upload:
+                message += "; upload fewer or smaller files per request"
+            response = error_response(413, "body_too_large", message)
             await response(scope, receive, send)
             return
         body, replayed = b"".join(chunks), False

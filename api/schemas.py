@@ -141,6 +141,14 @@ class DocumentSummary(BaseModel):
     length: int = Field(description="Characters of text (what offsets index).")
     chunks: int = Field(description="Passages the document is indexed as.")
     url: str = Field(description="Path of the document view.")
+    format: str = Field(description="text, markdown, html, pdf or docx.")
+    pages: int | None = Field(description="Pages of a PDF; null when the format has none.")
+    origin: Literal["folder", "upload"] = Field(
+        description="folder: kept in step with the corpus folder; upload: sent through the API."
+    )
+    sha256: str = Field(description="SHA-256 of the file's bytes.")
+    added_at: str = Field(description="When it was first indexed (UTC, ISO 8601).")
+    updated_at: str = Field(description="When it was last indexed (UTC, ISO 8601).")
 
 
 class DocumentList(BaseModel):
@@ -156,6 +164,12 @@ class DocumentList(BaseModel):
                             "length": 3270,
                             "chunks": 9,
                             "url": "/documents/003_40868c46990d1f75.txt/view",
+                            "format": "text",
+                            "pages": None,
+                            "origin": "folder",
+                            "sha256": "40868c46990d1f75" * 4,
+                            "added_at": "2025-05-01T09:30:00Z",
+                            "updated_at": "2025-05-01T09:30:00Z",
                         }
                     ],
                 }
@@ -193,6 +207,55 @@ class Status(BaseModel):
     status: Literal["ok", "ready"]
 
 
+class TextUpload(BaseModel):
+    """A document sent as JSON text instead of a file."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    doc_id: str | None = Field(
+        None,
+        max_length=1024,
+        description="Its id (default: text-<first 12 hex digits of the text's SHA-256>.txt).",
+    )
+    title: str | None = Field(None, max_length=1000, description="Default: its first line.")
+    text: str = Field(description="The document's text, UTF-8.")
+
+
+class DocumentChange(BaseModel):
+    """What a write did to one document."""
+
+    doc_id: str
+    title: str
+    status: Literal["added", "replaced", "unchanged", "removed"] = Field(
+        description="unchanged: the same bytes were already indexed (under this doc_id)."
+    )
+    chunks: int = Field(description="Passages the document is indexed as.")
+
+
+class Job(BaseModel):
+    """A write that runs in the background (a large upload): poll GET /jobs/{id}."""
+
+    id: str
+    state: Literal["queued", "running", "done", "failed"]
+    progress: float = Field(ge=0, le=1, description="The fraction of the work done.")
+    error: ErrorDetail | None = Field(description="Why it failed; nothing was written.")
+    documents: list[DocumentChange] = Field(description="What it did, once done.")
+    created_at: str
+    updated_at: str
+
+
+class WriteResult(BaseModel):
+    """The documents written and searchable now, or the job that will write them."""
+
+    documents: list[DocumentChange]
+    job: Job | None = Field(description="Set on a 202: the background job to poll.")
+
+
+class Deleted(BaseModel):
+    doc_id: str
+    deleted: Literal[True]
+
+
 ASK_EXAMPLES: dict[str, Any] = {
     "answerable": {
         "summary": "A question the documents answer",
@@ -213,6 +276,22 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
         "The metrics token is configured and the request does not carry it",
         "unauthorized",
         "this endpoint needs the header Authorization: Bearer <metrics token>",
+    ),
+    403: (
+        "Writes are disabled: the server has no admin token",
+        "writes_disabled",
+        "writes are disabled on this server: its operator can enable them by setting "
+        "VERBATIM_ADMIN_TOKEN (16+ characters) and restarting it",
+    ),
+    409: (
+        "Another document has this id",
+        "document_exists",
+        "a document with the id 'notes.md' exists: replace it with PUT /documents/notes.md",
+    ),
+    415: (
+        "Unsupported file format or request body type",
+        "unsupported_format",
+        "'scan.tiff' has \".tiff\"; supported files end in .txt, .md, .html, .htm, .pdf, .docx",
     ),
     408: (
         "The request body did not arrive in time",
@@ -253,8 +332,35 @@ _RETRY_AFTER = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries, with an example, for the error responses an endpoint can give."""
+# The document writes' own wording of shared statuses.
+WRITE_ERRORS: dict[int, tuple[str, str, str]] = {
+    401: (
+        "No admin token in the Authorization header, a wrong one, or one in the URL",
+        "unauthorized",
+        "this endpoint needs the header Authorization: Bearer <admin token>",
+    ),
+    404: ("Unknown document", "unknown_document", "no document has the id 'notes.md'"),
+    413: (
+        "A file over max_upload_bytes (body_too_large), or more than max_upload_files files "
+        "(too_many_files)",
+        "too_many_files",
+        "the upload holds 11 files; the limit is 10 per request",
+    ),
+    422: (
+        "A file name with a path (invalid_name), or a file that is empty, corrupt, encrypted "
+        "or not text",
+        "invalid_name",
+        "'../../etc/passwd' is not a usable file name: send the file's own name, without a path",
+    ),
+}
+
+
+def error_responses(
+    *statuses: int, wording: dict[int, tuple[str, str, str]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries, with an example, for the error responses an endpoint can give
+    (``wording``: an endpoint's own description, code and message for some statuses)."""
+    table = {**_ERRORS, **(wording or {})}
     return {
         status: {
             "model": ErrorBody,
@@ -269,5 +375,5 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             ),
         }
         for status in statuses
-        for description, code, message in [_ERRORS[status]]
+        for description, code, message in [table[status]]
     }

@@ -6,7 +6,12 @@ import base64
 import hashlib
 import hmac
 import re
+from typing import Annotated
+from urllib.parse import parse_qsl
 
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -118,7 +123,9 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
-def check_bearer(authorization: str | None, token: str) -> None:
+def check_bearer(
+    authorization: str | None, token: str, name: str = "metrics token", realm: str = "metrics"
+) -> None:
     """Raise a 401 unless ``authorization`` is ``Bearer <token>`` (compared in constant time)."""
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
@@ -127,6 +134,75 @@ def check_bearer(authorization: str | None, token: str) -> None:
         raise ApiError(
             401,
             "unauthorized",
-            "this endpoint needs the header Authorization: Bearer <metrics token>",
-            {"WWW-Authenticate": 'Bearer realm="metrics"'},
+            f"this endpoint needs the header Authorization: Bearer <{name}>",
+            {"WWW-Authenticate": f'Bearer realm="{realm}"'},
         )
+
+
+def is_document_write(method: str, path: str) -> bool:
+    """Whether a request would change the documents (POST, PUT or DELETE on /documents...)."""
+    # .../view is only ever the GET page: routing answers other methods there with a 405.
+    return method in ("POST", "PUT", "PATCH", "DELETE") and (
+        path == "/documents" or (path.startswith("/documents/") and not path.endswith("/view"))
+    )
+
+
+def check_admin(authorization: str | None, query: str, token: SecretStr | None) -> None:
+    """Raise a 403 when writes are off, a 401 unless the request carries the admin token in its
+    Authorization header (never in the URL, which logs and browser histories keep)."""
+    if token is None:
+        raise ApiError(
+            403,
+            "writes_disabled",
+            "writes are disabled on this server: its operator can enable them by setting "
+            "VERBATIM_ADMIN_TOKEN (16+ characters) and restarting it",
+        )
+    if {k.lower() for k, _ in parse_qsl(query, keep_blank_values=True)} & {"token", "access_token"}:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a token in the URL is never accepted: send it in the header "
+            "Authorization: Bearer <admin token>",
+            {"WWW-Authenticate": 'Bearer realm="verbatim-admin"'},
+        )
+    check_bearer(authorization, token.get_secret_value(), "admin token", "verbatim-admin")
+
+
+class AdminGuard:
+    """ASGI middleware: document writes need the admin token, checked before their body (up to
+    the upload limit) is read at all."""
+
+    def __init__(self, app: ASGIApp, token: SecretStr | None):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_document_write(scope["method"], scope["path"]):
+            try:
+                check_admin(
+                    Headers(scope=scope).get("authorization"),
+                    scope["query_string"].decode("latin-1"),
+                    self.token,
+                )
+            except ApiError as exc:
+                # The unread body may still come: the connection cannot carry another request.
+                headers = {**(exc.headers or {}), "Connection": "close"}
+                await error_response(exc.status, exc.code, exc.message, headers)(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+_bearer = HTTPBearer(auto_error=False, description="The admin token (VERBATIM_ADMIN_TOKEN).")
+
+
+async def require_admin(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """The admin token, as a dependency: documents the scheme in OpenAPI, and checks again in
+    case a route is mounted without :class:`AdminGuard`."""
+    settings = request.app.state.service.settings
+    check_admin(request.headers.get("authorization"), request.url.query, settings.admin_token)
+
+
+AdminDep = Depends(require_admin)

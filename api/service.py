@@ -1,4 +1,4 @@
-"""What the routers share: the pipeline, its readiness, the limiter, the metrics."""
+"""What the routers share: the pipeline, its readiness, the limiter, the metrics, the writes."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from api.schemas import (
 )
 from api.security import check_bearer
 from api.worker import BatchingWorker
+from api.writes import Writes
 from rag.config import Settings
 from rag.documents import Document
 from rag.pipeline import Ask, AskPipeline, QuestionError
@@ -49,7 +50,9 @@ class Service:
         s = settings
         self.worker = BatchingWorker(pipeline, s.max_in_flight, s.batch_window_ms, s.max_queue)
         self.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        self.writes = Writes(settings, pipeline)
         self._listing: DocumentList | None = None
+        self._listing_generation = -1
         self._summaries: dict[str, DocumentSummary] = {}
 
     @asynccontextmanager
@@ -65,6 +68,7 @@ class Service:
         if task is not None:
             task.cancel()
         await anyio.to_thread.run_sync(worker.stop)
+        await anyio.to_thread.run_sync(self.writes.close)
 
     async def warm_up(self) -> None:
         """Load the index and models once, off the event loop."""
@@ -95,36 +99,65 @@ class Service:
         if self.settings.metrics_token is not None:
             check_bearer(authorization, self.settings.metrics_token.get_secret_value())
 
+    def require_writable(self) -> Writes:
+        """The writes, once the index they change is loaded."""
+        self.require_ready()
+        return self.writes
+
+    def catch_up(self) -> None:
+        """Apply changes another process committed (the next /ask batch would too), so reads
+        agree with the store; cheap when there are none. Call it off the event loop."""
+        store = self.pipeline.store
+        if store is not None and store.docstore.generation() != store.generation:
+            self.pipeline.refresh()
+
     def document(self, doc_id: str) -> Document:
         self.require_ready()
+        self.catch_up()
         doc = self.pipeline.document(doc_id)
         if doc is None:
             raise ApiError(404, "unknown_document", f"no document has the id {doc_id!r}")
         return doc
 
     def listing(self) -> DocumentList:
-        """Every document's summary, computed once (the index does not change while serving)."""
+        """Every searchable document's summary, computed again when the index changes."""
         self.require_ready()
-        if self._listing is None:
+        self.catch_up()
+        store = self.pipeline.store
+        assert store is not None
+        generation = store.generation  # read first: a refresh after it means computing again
+        if self._listing is None or self._listing_generation != generation:
+            documents, counts = store.documents, store.chunk_counts()
             docs = [
                 DocumentSummary(
-                    doc_id=d.doc_id,
-                    title=d.title,
-                    length=len(d.text),
-                    chunks=self.pipeline.chunk_count(d.doc_id),
-                    url=view_url(d.doc_id),
+                    doc_id=r.doc_id,
+                    title=documents[r.doc_id].title,
+                    length=len(documents[r.doc_id].text),
+                    chunks=counts.get(r.doc_id, 0),
+                    url=view_url(r.doc_id),
+                    format=r.format,
+                    pages=r.pages,
+                    origin=r.origin,  # type: ignore[arg-type]
+                    sha256=r.sha256,
+                    added_at=r.added_at,
+                    updated_at=r.updated_at,
                 )
-                for d in self.pipeline.documents
+                for r in store.docstore.records()
+                if r.doc_id in documents
             ]
-            self._listing = DocumentList(count=len(docs), documents=docs)
             self._summaries = {d.doc_id: d for d in docs}
+            self._listing = DocumentList(count=len(docs), documents=docs)
+            self._listing_generation = generation
         return self._listing
 
     def detail(self, doc_id: str) -> DocumentDetail:
         doc = self.document(doc_id)
         self.listing()
+        summary = self._summaries.get(doc_id)
+        if summary is None:  # removed between the two reads
+            raise ApiError(404, "unknown_document", f"no document has the id {doc_id!r}")
         return DocumentDetail(
-            **self._summaries[doc_id].model_dump(),
+            **summary.model_dump(),
             content_hash=doc.content_hash,
             excluded=list(doc.excluded),
             text=doc.text,

@@ -191,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_query_options(p)
     p.set_defaults(func=cmd_search)
 
+    from rag import documents_cli  # add, remove, documents
+
+    documents_cli.register(sub)
+
     for ep in sorted(entry_points(group="verbatim.commands"), key=lambda e: e.name):
         try:
             register = ep.load()

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     forwarded_allow_ips: list[str] = []
     # When set, GET /metrics needs "Authorization: Bearer <token>".
     metrics_token: SecretStr | None = Field(None, min_length=16)
+    # Writes (POST/PUT/DELETE /documents) need "Authorization: Bearer <token>"; unset: writes off.
+    admin_token: SecretStr | None = Field(None, min_length=16)
+    # The largest file an upload may hold, in bytes (a bigger one: 413).
+    max_upload_bytes: int = Field(20_000_000, ge=1024)
+    # The most files one upload request may hold (more: 413).
+    max_upload_files: int = Field(10, ge=1, le=1000)
+    # Uploads whose files total more answer 202 with a job to poll; smaller ones wait until searchable.
+    upload_sync_bytes: int = Field(1_000_000, ge=0)
     # Questions answered together by the one inference worker (a batch), gathered for at most
     # batch_window_ms after the first; max_queue more may wait (then 503 with Retry-After).
     max_in_flight: int = Field(8, ge=1, le=256)
@@ -111,6 +119,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = Field(60, ge=0, le=600_000)
     rate_limit_burst: int = Field(20, ge=1, le=10_000)
     # Connections: the request line and headers, then the body, must arrive within these.
+    # body_timeout_s bounds uploads too: 20 MB in 10 s needs 16 Mbit/s; raise it for slow links.
     header_timeout_s: float = Field(10, gt=0, le=300)
     body_timeout_s: float = Field(10, gt=0, le=300)
     keep_alive_timeout_s: int = Field(5, ge=1, le=300)

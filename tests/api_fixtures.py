@@ -114,6 +114,8 @@ HARDENED = {
     "VERBATIM_RATE_LIMIT_PER_MINUTE": "3000",
     "VERBATIM_RATE_LIMIT_BURST": "60",
     "VERBATIM_METRICS_TOKEN": "hardened-metrics-token-0123456789",
+    # Writes on, with a token no client here holds: every write attempt is a 401.
+    "VERBATIM_ADMIN_TOKEN": "hardened-admin-token-nobody-has-0123",
     "VERBATIM_FORWARDED_ALLOW_IPS": '["127.0.0.1"]',
 }
 

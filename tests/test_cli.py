@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from api_fixtures import free_port
 
@@ -143,3 +144,87 @@ def test_bench_reads_a_local_process_memory_from_proc():
     rss, peak = proc_memory(os.getpid())
     assert rss is not None and peak is not None and 0 < rss <= peak
     assert proc_memory(2**22 + 1) == (None, None)  # above the kernel's pid limit: no such process
+
+
+# -- verbatim add / remove / documents -------------------------------------------------------
+KETTLE = "Kettle Notes\n\nThe Brannock kettle was invented by Orla Finch in 1911.\n"
+ADMIN_TOKEN = "cli-admin-token-0123456789"
+
+
+def listed(index: Path, *extra: str) -> dict[str, dict]:
+    done = run(["documents", "--json", *extra], index)
+    assert done.returncode == 0, done.stderr
+    return {d["doc_id"]: d for d in json.loads(done.stdout)}
+
+
+def test_add_remove_and_list_documents_in_the_index_folder(small_corpus, tmp_path):
+    index = tmp_path / "index"
+    assert "run `verbatim ingest`" in run(["documents"], index).stderr
+    assert run(["ingest", str(small_corpus)], index).returncode == 0
+    kettle = tmp_path / "kettle.txt"
+    kettle.write_text(KETTLE, encoding="utf-8")
+    done = run(["add", str(kettle), "--title", "Kettles"], index)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("added") and "kettle.txt" in done.stdout
+    docs = listed(index)
+    assert docs["kettle.txt"]["title"] == "Kettles" and docs["kettle.txt"]["origin"] == "upload"
+    assert {"a.txt", "sub/b.md", "c.html"} <= set(docs)
+    table = run(["documents"], index).stdout
+    assert table.splitlines()[0].split() == [
+        "doc_id",
+        "title",
+        "format",
+        "pages",
+        "chunks",
+        "updated",
+    ]
+    assert "Orla Finch" in run(["ask", "Who invented the Brannock kettle?"], index).stdout
+    assert run(["add", str(kettle)], index).stdout.startswith("unchanged")
+
+    kettle.write_text(KETTLE.replace("Orla Finch", "Ned Harrow"), encoding="utf-8")
+    refused = run(["add", str(kettle)], index)
+    assert refused.returncode == 1 and "--replace" in refused.stderr
+    assert run(["add", str(kettle), "--replace"], index).stdout.startswith("replaced")
+    assert "Ned Harrow" in run(["ask", "Who invented the Brannock kettle?"], index).stdout
+
+    bad = tmp_path / "scan.tiff"
+    bad.write_bytes(b"II*\x00")
+    refused = run(["add", str(kettle), str(bad)], index)  # all or nothing
+    assert refused.returncode == 1 and "scan.tiff" in refused.stderr
+    assert run(["add", str(kettle), str(bad), "--title", "T"], index).returncode == 2
+    assert run(["remove", "kettle.txt", "nope.txt"], index).returncode == 1
+    assert "kettle.txt" in listed(index)
+    assert run(["remove", "kettle.txt"], index).stdout.startswith("removed")
+    assert "kettle.txt" not in listed(index)
+
+
+def test_add_remove_and_list_documents_through_the_api(small_corpus, tmp_path):
+    from api_fixtures import running_server
+
+    env = {
+        "VERBATIM_INDEX_DIR": str(tmp_path / "server-index"),
+        "VERBATIM_CORPUS_DIR": str(small_corpus),
+        "VERBATIM_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    kettle = tmp_path / "kettle.txt"
+    kettle.write_text(KETTLE, encoding="utf-8")
+    client_index = tmp_path / "untouched"  # the commands must not fall back to a local index
+    with running_server(tmp_path, env) as url:
+        refused = run(["add", str(kettle), "--url", url], client_index)
+        assert refused.returncode == 1 and "unauthorized" in refused.stderr
+        done = run(["add", str(kettle), "--url", url, "--token", ADMIN_TOKEN], client_index)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("added")
+        docs = listed(client_index, "--url", url)
+        assert docs["kettle.txt"]["origin"] == "upload" and "a.txt" in docs
+        answer = httpx.post(f"{url}/ask", json={"question": "Who invented the Brannock kettle?"})
+        assert "Orla Finch" in (answer.json()["answer"] or "")
+        kettle.write_text(KETTLE.replace("Orla Finch", "Ned Harrow"), encoding="utf-8")
+        replaced = run(
+            ["add", str(kettle), "--replace", "--url", url, "--token", ADMIN_TOKEN], client_index
+        )
+        assert replaced.stdout.startswith("replaced"), replaced.stderr
+        gone = run(["remove", "kettle.txt", "--url", url, "--token", ADMIN_TOKEN], client_index)
+        assert gone.returncode == 0 and gone.stdout.startswith("removed"), gone.stderr
+        assert "kettle.txt" not in listed(client_index, "--url", url)
+    assert not client_index.exists()
