@@ -1,4 +1,4 @@
-"""The chat widget's script and its demo page, outside the API's schema."""
+"""The chat widget's script, its demo page and the admin page, outside the API's schema."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from api.security import DEMO_CSP
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 SCRIPT = "text/javascript; charset=utf-8"
+# The admin page needs what the demo page does: its script, its <style>, fetch to this origin.
+ADMIN_CSP = DEMO_CSP
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,4 +37,21 @@ async def demo() -> FileResponse:
         STATIC / "demo.html",
         media_type="text/html; charset=utf-8",
         headers={"Content-Security-Policy": DEMO_CSP},
+    )
+
+
+@router.get("/admin.js")
+async def admin_script() -> FileResponse:
+    return FileResponse(
+        STATIC / "admin.js", media_type=SCRIPT, headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/admin")
+async def admin() -> FileResponse:
+    """The admin page: list, upload and delete documents (writes need the admin token)."""
+    return FileResponse(
+        STATIC / "admin.html",
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Security-Policy": ADMIN_CSP},
     )
