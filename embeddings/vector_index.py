@@ -3,6 +3,7 @@ takes additions and removals without a rebuild; saved and loaded as one file."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -16,53 +17,100 @@ class IndexFileError(RuntimeError):
     """The index file is missing, truncated or not a FAISS index."""
 
 
-def _inner(kind: IndexKind, dim: int, training: np.ndarray) -> faiss.Index:
+@dataclass(frozen=True)
+class IndexParams:
+    """How an approximate index is built and searched (flat ignores them).
+
+    ``hnsw_m``: graph degree; ``ef_search``: HNSW candidates kept while searching (recall
+    against speed); ``nprobe``: IVF lists searched; ``nlist``: IVF lists (0: sqrt of the size)."""
+
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 64
+    nprobe: int = 16
+    nlist: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _inner(kind: IndexKind, dim: int, training: np.ndarray, p: IndexParams) -> faiss.Index:
     if kind == "flat" or (kind == "ivf" and not len(training)):  # IVF needs data to train on
         return faiss.IndexFlatIP(dim)
     if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = 64
+        index = faiss.IndexHNSWFlat(dim, p.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = p.ef_construction
+        index.hnsw.efSearch = p.ef_search
         return index
     if kind == "ivf":
-        nlist = max(1, min(1024, int(np.sqrt(len(training)))))
+        nlist = p.nlist or max(1, min(65536, int(np.sqrt(len(training)))))
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         quantizer.this.disown()  # the IVF index owns and frees its quantizer
         index.own_fields = True
-        if len(training):
-            index.train(training)
-        index.nprobe = min(nlist, 16)
+        index.train(training[:: max(1, len(training) // (64 * nlist))])  # 64 points a list
+        index.nprobe = min(nlist, p.nprobe)
         return index
     raise ValueError(f"unknown index kind {kind!r}; use flat, hnsw or ivf")
 
 
 class VectorIndex:
     """Exact (``flat``) or approximate (``hnsw``, ``ivf``) cosine search over unit vectors,
-    each stored under an integer id (``IndexIDMap2``)."""
+    each stored under an integer id (``IndexIDMap2``; IVF keeps ids in its lists). HNSW cannot
+    delete in place: removed ids are filtered out of searches, and the graph is rebuilt once
+    they are a quarter of it."""
 
-    def __init__(self, index: faiss.IndexIDMap2, kind: IndexKind = "flat"):
+    def __init__(
+        self, index: faiss.Index, kind: IndexKind = "flat", params: IndexParams | None = None
+    ):
         self._index = index
         self.kind = kind
+        self.params = params or IndexParams()
+        self._removed: set[int] = set()
+        self._selector: tuple | None = None  # the filter of removed ids, and what it references
 
     @classmethod
     def build(
-        cls, vectors: np.ndarray, kind: IndexKind = "flat", ids: np.ndarray | None = None
+        cls,
+        vectors: np.ndarray,
+        kind: IndexKind = "flat",
+        ids: np.ndarray | None = None,
+        params: IndexParams | None = None,
     ) -> VectorIndex:
         """Index the rows of ``vectors`` under ``ids`` (default: row numbers)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2:
             raise ValueError("vectors must be a 2-d array")
-        index = cls(faiss.IndexIDMap2(_inner(kind, vectors.shape[1], vectors)), kind)
+        params = params or IndexParams()
+        inner = _inner(kind, vectors.shape[1], vectors, params)
+        ivf = isinstance(inner, faiss.IndexIVF)  # it stores ids itself and deletes by id
+        index = cls(inner if ivf else faiss.IndexIDMap2(inner), kind, params)
         index.add(vectors, np.arange(len(vectors)) if ids is None else ids)
         return index
 
     @property
     def size(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._index.ntotal) - len(self._removed)
 
     @property
     def dimension(self) -> int:
         return int(self._index.d)
+
+    def ids(self) -> np.ndarray:
+        """Every id searched, in storage order."""
+        if isinstance(self._index, faiss.IndexIVF):
+            lists = self._index.invlists
+            return np.concatenate(
+                [np.zeros(0, dtype=np.int64)]
+                + [
+                    faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                    for i in range(self._index.nlist)
+                ]
+            )
+        stored = faiss.vector_to_array(self._index.id_map)
+        if not self._removed:
+            return stored
+        return stored[~np.isin(stored, np.fromiter(self._removed, dtype=np.int64))]
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
@@ -70,23 +118,37 @@ class VectorIndex:
             self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: list[int]) -> None:
-        """Drop these ids; HNSW cannot delete in place, so it is rebuilt from what stays."""
+        """Drop these ids (flat and IVF at once; HNSW filters them, then compacts)."""
         if not ids:
             return
         if self.kind != "hnsw":
             self._index.remove_ids(np.asarray(ids, dtype=np.int64))
             return
-        gone = set(ids)
-        keep = np.array(
-            [i for i in faiss.vector_to_array(self._index.id_map) if i not in gone],
-            dtype=np.int64,
-        )
+        self._removed |= set(ids)
+        self._selector = None
+        if len(self._removed) * 4 > self._index.ntotal:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rebuild the HNSW graph from the vectors that stay."""
+        keep = self.ids()
         vectors = (
             np.stack([self._index.reconstruct(int(i)) for i in keep])
             if len(keep)
-            else (np.zeros((0, self.dimension), dtype=np.float32))
+            else np.zeros((0, self.dimension), dtype=np.float32)
         )
-        self._index = VectorIndex.build(vectors, "hnsw", keep)._index
+        self._index = VectorIndex.build(vectors, "hnsw", keep, self.params)._index
+        self._removed, self._selector = set(), None
+
+    def _search_params(self) -> faiss.SearchParameters | None:
+        if not self._removed:
+            return None
+        if self._selector is None:
+            batch = faiss.IDSelectorBatch(np.fromiter(self._removed, dtype=np.int64))
+            skip = faiss.IDSelectorNot(batch)
+            params = faiss.SearchParametersHNSW(sel=skip, efSearch=self.params.ef_search)
+            self._selector = (params, skip, batch)  # FAISS does not own them: keep them alive
+        return self._selector[0]
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) for each query row; missing slots have id -1."""
@@ -95,13 +157,20 @@ class VectorIndex:
             shape = (len(query), 1)
             return np.zeros(shape, dtype=np.float32), np.full(shape, -1, dtype=np.int64)
         k = max(1, min(k, self.size))
-        return self._index.search(query, k)
+        return self._index.search(query, k, params=self._search_params())
 
     def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+        """Write atomically (a temporary file renamed over ``path``); filtered ids go too."""
+        if self._removed:
+            self._compact()
+        tmp = path.with_name(f".{path.name}.tmp")
+        faiss.write_index(self._index, str(tmp))
+        tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path, kind: IndexKind = "flat") -> VectorIndex:
+    def load(
+        cls, path: Path, kind: IndexKind = "flat", params: IndexParams | None = None
+    ) -> VectorIndex:
         """Read an index file, with a clear error when it is missing or damaged."""
         if not path.is_file():
             raise IndexFileError(f"vector index file not found: {path}")
@@ -111,6 +180,12 @@ class VectorIndex:
             raise IndexFileError(
                 f"vector index file {path} is damaged or not a FAISS index"
             ) from exc
-        if not isinstance(index, faiss.IndexIDMap2):
+        if not isinstance(index, (faiss.IndexIDMap2, faiss.IndexIVF)):
             raise IndexFileError(f"{path} is a FAISS index without ids; rebuild it")
-        return cls(index, kind)
+        loaded = cls(index, kind, params)
+        inner = index if isinstance(index, faiss.IndexIVF) else faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            inner.hnsw.efSearch = loaded.params.ef_search
+        elif isinstance(inner, faiss.IndexIVF):
+            inner.nprobe = min(inner.nlist, loaded.params.nprobe)
+        return loaded

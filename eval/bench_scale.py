@@ -30,7 +30,7 @@ from typing import get_args
 import numpy as np
 
 from embeddings.encoder import Encoder
-from embeddings.vector_index import IndexKind, VectorIndex
+from embeddings.vector_index import VectorIndex
 from eval.metrics import percentile
 from eval.scale_corpus import (
     SEED,
@@ -43,15 +43,17 @@ from eval.scale_corpus import (
 )
 from eval.scale_store import build_store, cold_load
 from eval.squad_retrieval import first_hit
-from rag.config import PROJECT_ROOT, Settings, get_settings
+from rag.config import PROJECT_ROOT, IndexChoice, Settings, get_settings
 from rag.docstore import FILENAME
 from rag.library import Library
 from rag.pipeline import AskPipeline, QuestionError, make_reader
+from rag.store import index_kind_for
 
 EXIT_FAIL, EXIT_USAGE = 1, 2
 COLUMNS = [
     ("chunks", "chunks"),
     ("documents", "docs"),
+    ("kind", "index"),
     ("ingest_s", "ingest s"),
     ("chunks_per_s", "chunks/s"),
     ("ingest_peak_rss_mb", "ingest peak RSS MB"),
@@ -173,11 +175,12 @@ def bench_size(n: int, source: CorpusSource, encoder: Encoder, reader, args, bas
     settings = base.model_copy(
         update={"corpus_dir": folder, "index_dir": index_dir, "index_kind": args.index_kind}
     )
-    row: dict = {"n": n, "chunks": corpus.chunks, "documents": len(corpus.docs)}
+    kind = index_kind_for(settings, corpus.chunks)
+    row: dict = {"n": n, "chunks": corpus.chunks, "documents": len(corpus.docs), "kind": kind}
     row.update(build_store(settings, encoder, corpus, work, n))
     row["store_mb"] = _store_mb(index_dir)
     print(f"bench-scale {n:,} chunks: loading in a fresh process", file=sys.stderr)
-    load = cold_load(index_dir, args.index_kind)
+    load = cold_load(index_dir, kind)
     row.update(load_s=round(load["load_s"], 2), load_rss_mb=round(load["rss_mb"] or 0, 1))
     row["load_import_s"] = round(load["import_s"], 2)
     pipe = AskPipeline(settings, encoder=encoder, reader=reader)
@@ -185,7 +188,7 @@ def bench_size(n: int, source: CorpusSource, encoder: Encoder, reader, args, bas
     pipe.warm_up()
     row["startup_s"] = round(time.perf_counter() - started, 2)
     print(f"bench-scale {n:,} chunks: searching and asking", file=sys.stderr)
-    row.update(measure(pipe, corpus, args, args.index_kind))
+    row.update(measure(pipe, corpus, args, kind))
     if args.add_pages:
         row.update(add_and_remove(pipe, settings, source, args.add_pages))
     return row
@@ -294,7 +297,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=PROJECT_ROOT / ".bench-scale",
         help="corpus folders and stores (kept: a rerun resumes)",
     )
-    p.add_argument("--index-kind", choices=get_args(IndexKind), default=None)
+    p.add_argument("--index-kind", choices=get_args(IndexChoice), default=None)
     p.add_argument("--questions", type=_count(1), default=200, help="questions asked (whole ask)")
     p.add_argument(
         "--search-questions",

@@ -9,12 +9,12 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from embeddings.vector_index import IndexKind
 from rag.readers.windows import WindowSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = PROJECT_ROOT / "seeds"
 
+IndexChoice = Literal["auto", "flat", "hnsw", "ivf"]
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 Fusion = Literal["convex", "rrf"]
 ReaderKind = Literal["span", "sentence"]
@@ -34,7 +34,12 @@ class Settings(BaseSettings):
     # None: the folder the existing index was built from, else the seed corpus.
     corpus_dir: Path | None = None
     index_dir: Path = PROJECT_ROOT / ".index"
-    index_kind: IndexKind = "flat"
+    # auto: exact (flat) search up to auto_index_min_chunks chunks, HNSW past it.
+    index_kind: IndexChoice = "auto"
+    auto_index_min_chunks: int = Field(50_000, ge=1)
+    # HNSW: candidates kept while searching (recall against speed); IVF: lists searched.
+    hnsw_ef_search: int = Field(64, ge=1, le=4096)
+    ivf_nprobe: int = Field(16, ge=1, le=65536)
     on_stale_index: Literal["rebuild", "refuse"] = "rebuild"
 
     # Embeddings

@@ -254,6 +254,35 @@ class DocumentStore:
                 id_, doc_id, start, end, terms.split(), np.frombuffer(vector, dtype=np.float32)
             )
 
+    def count_chunks(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def chunk_rows(self) -> Iterator[tuple[int, str, int, int, list[str]]]:
+        """(id, doc_id, start, end, terms) of every chunk in id order, without vectors."""
+        rows = self._conn().execute(
+            'SELECT id, doc_id, start, "end", terms FROM chunks ORDER BY id'
+        )
+        for id_, doc_id, start, end, terms in rows:
+            yield id_, doc_id, start, end, terms.split()
+
+    def vectors(self, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, matrix) of every chunk's vector (or of these ids), read as one buffer."""
+        conn = self._conn()
+        if ids is None:
+            rows = conn.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
+        else:
+            rows = []
+            for i in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
+                part = [int(x) for x in ids[i : i + 500]]
+                rows += conn.execute(
+                    f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+        found = np.array([r[0] for r in rows], dtype=np.int64)
+        dim = len(rows[0][1]) // 4 if rows else int(self.meta("embedding_dimension") or 384)
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim)
+        return found, matrix
+
     def changed_since(self, generation: int) -> set[str]:
         """The documents added, replaced or removed after ``generation``."""
         rows = self._conn().execute(

@@ -3,6 +3,7 @@ from the :class:`DocumentStore` and brought up to date with it one changed docum
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -14,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.encoder import Encoder
-from embeddings.vector_index import IndexKind, VectorIndex
+from embeddings.vector_index import IndexFileError, IndexKind, VectorIndex
+from embeddings.vector_index import IndexParams as VectorParams
 from rag.chunking import Chunk
 from rag.config import SEED_CORPUS, Settings
 from rag.docstore import DocumentStore, StoredChunk, StoreError
@@ -75,17 +77,34 @@ class IndexStore:
             self._by_doc.setdefault(c.doc_id, []).append(chunk_id)
 
     @classmethod
-    def load(cls, docstore: DocumentStore, kind: IndexKind = "flat") -> IndexStore:
-        """Everything the store holds, as of one consistent generation."""
+    def load(
+        cls,
+        docstore: DocumentStore,
+        kind: IndexKind = "flat",
+        params: IndexParams | None = None,
+        cache: bool = True,
+    ) -> IndexStore:
+        """Everything the store holds, as of one consistent generation. An approximate index is
+        kept beside the store (``vectors-<kind>.faiss``) and brought up to date with it, so a
+        start does not rebuild the graph; exact search builds in a moment and is not kept."""
+        params = params or VectorParams()
         with docstore.snapshot():
             generation = docstore.generation()
             documents = {d.doc_id: d for d in docstore.documents()}
-            stored = list(docstore.chunks())
-        chunks = {s.id: _chunk(s, documents) for s in stored}
-        dim = docstore.meta("embedding_dimension") or 384
-        matrix = np.stack([s.vector for s in stored]) if stored else np.zeros((0, dim), "f4")
-        vectors = VectorIndex.build(matrix, kind, np.array([s.id for s in stored], dtype=np.int64))
-        sparse = SparseIndex.build((s.id, s.terms) for s in stored)
+            rows = list(docstore.chunk_rows())
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            path = docstore.path.with_name(f"vectors-{kind}.faiss") if cache else None
+            vectors = _cached_vectors(docstore, path, kind, params, ids)
+            if vectors is None:
+                found, matrix = docstore.vectors()
+                vectors = VectorIndex.build(matrix, kind, found, params)
+                if path is not None and kind != "flat":
+                    _save_vectors(vectors, path)
+        chunks = {
+            i: Chunk(doc_id, start, end, documents[doc_id].text[start:end])
+            for i, doc_id, start, end, _ in rows
+        }
+        sparse = SparseIndex.build((r[0], r[4]) for r in rows)
         return cls(docstore, kind, documents, chunks, vectors, sparse, generation)
 
     def chunk_counts(self) -> dict[str, int]:
@@ -123,6 +142,60 @@ class IndexStore:
             generation, len(changed), len(gone), len(stored), 1000 * (time.perf_counter() - started),
         )  # fmt: skip
         return True
+
+
+def _cached_vectors(
+    docstore: DocumentStore,
+    path: Path | None,
+    kind: IndexKind,
+    params: VectorParams,
+    ids: np.ndarray,
+) -> VectorIndex | None:
+    """The kept index, its ids brought in line with ``ids`` (``None``: none usable)."""
+    if path is None or kind == "flat" or not path.is_file():
+        return None
+    sidecar = path.with_suffix(".json")
+    try:
+        built = json.loads(sidecar.read_text("utf-8"))
+        vectors = VectorIndex.load(path, kind, params)
+    except (OSError, ValueError, IndexFileError) as exc:
+        log.warning("rebuilding the %s index: the kept one is unusable (%s)", kind, exc)
+        return None
+    if built != _build_params(kind, params):
+        return None
+    kept = vectors.ids()
+    stale, missing = np.setdiff1d(kept, ids), np.setdiff1d(ids, kept)
+    vectors.remove(stale.tolist())
+    if len(missing):
+        found, matrix = docstore.vectors(missing)
+        vectors.add(matrix, found)
+    if len(stale) or len(missing):
+        _save_vectors(vectors, path)
+    log.info("%s index: kept one loaded, -%d +%d vectors", kind, len(stale), len(missing))
+    return vectors
+
+
+def _build_params(kind: IndexKind, params: VectorParams) -> dict:
+    """What a kept index must have been built with (search-time knobs may differ)."""
+    built = params.as_dict()
+    return {"kind": kind, **{k: built[k] for k in ("hnsw_m", "ef_construction", "nlist")}}
+
+
+def _save_vectors(vectors: VectorIndex, path: Path) -> None:
+    vectors.save(path)
+    path.with_suffix(".json").write_text(json.dumps(_build_params(vectors.kind, vectors.params)))
+
+
+def index_kind_for(settings: Settings, chunks: int) -> IndexKind:
+    """The FAISS index the settings ask for; ``auto``: exact search up to
+    ``auto_index_min_chunks``, HNSW past it."""
+    if settings.index_kind != "auto":
+        return settings.index_kind
+    return "hnsw" if chunks >= settings.auto_index_min_chunks else "flat"
+
+
+def vector_params(settings: Settings) -> VectorParams:
+    return VectorParams(ef_search=settings.hnsw_ef_search, nprobe=settings.ivf_nprobe)
 
 
 def _chunk(s: StoredChunk, documents: dict[str, Document]) -> Chunk:
@@ -217,4 +290,5 @@ def update_store(settings: Settings, encoder: Encoder, rebuild: bool = False) ->
 def open_index(settings: Settings, encoder: Encoder, rebuild: bool = False) -> IndexStore:
     """The index for these settings, its store first brought in step (:func:`update_store`)."""
     docstore = update_store(settings, encoder, rebuild)
-    return IndexStore.load(docstore, settings.index_kind)
+    kind = index_kind_for(settings, docstore.count_chunks())
+    return IndexStore.load(docstore, kind, vector_params(settings))

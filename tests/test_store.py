@@ -273,3 +273,29 @@ def test_jobs_cut_short_by_a_stop_are_marked_failed_at_start(small_settings, enc
     assert docstore.job(running)["state"] == "failed"
     assert docstore.job(running)["error"]["code"] == "interrupted"
     assert docstore.job(done)["state"] == "done"
+
+
+def test_an_approximate_index_is_kept_and_caught_up_at_load(small_settings, encoder, caplog):
+    hnsw = small_settings.model_copy(update={"index_kind": "hnsw"})
+    store = open_index(hnsw, encoder)
+    kept = small_settings.index_dir / "vectors-hnsw.faiss"
+    assert store.kind == "hnsw" and kept.is_file()
+    library = Library.from_settings(hnsw, encoder)
+    library.add([(text_doc("tides.txt", "Tides\n\nThe tide gauge was installed in 1911."), "t")])
+    library.remove(["a.txt"])
+    with caplog.at_level("INFO", logger="rag.store"):
+        again = IndexStore.load(store.docstore, "hnsw")
+    assert "kept one loaded" in caplog.text
+    exact = IndexStore.load(store.docstore, "flat")
+    assert sorted(again.vectors.ids().tolist()) == sorted(exact.chunks)
+    for query in ("tide gauge installed", "orchard apples"):
+        assert search_ids(again, encoder, query) == search_ids(exact, encoder, query)
+
+
+def test_auto_index_kind_is_exact_until_the_threshold(small_settings):
+    from rag.store import index_kind_for
+
+    auto = small_settings.model_copy(update={"index_kind": "auto", "auto_index_min_chunks": 100})
+    assert (index_kind_for(auto, 99), index_kind_for(auto, 100)) == ("flat", "hnsw")
+    fixed = auto.model_copy(update={"index_kind": "ivf"})
+    assert index_kind_for(fixed, 10) == "ivf"
