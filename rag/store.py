@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -28,6 +29,17 @@ log = logging.getLogger(__name__)
 
 # What the JSON-lines index of earlier versions left in the index folder.
 _FORMAT_1 = ("manifest.json", "documents.jsonl", "chunks.jsonl", "embeddings.npy", "vectors.faiss")
+
+
+class DenseIndex(Protocol):
+    """What the store needs of a dense index: FAISS's :class:`VectorIndex` or Milvus's."""
+
+    size: int
+
+    def ids(self) -> np.ndarray: ...
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None: ...
+    def remove(self, ids: list[int]) -> None: ...
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class IndexLoadError(RuntimeError):
@@ -63,7 +75,7 @@ class IndexStore:
         kind: IndexKind,
         documents: dict[str, Document],
         chunks: dict[int, Chunk],
-        vectors: VectorIndex,
+        vectors: DenseIndex,
         sparse: SparseIndex,
         generation: int,
     ):
@@ -83,10 +95,12 @@ class IndexStore:
         kind: IndexKind = "flat",
         params: IndexParams | None = None,
         cache: bool = True,
+        dense: DenseIndex | None = None,
     ) -> IndexStore:
         """Everything the store holds, as of one consistent generation. An approximate index is
         kept beside the store (``vectors-<kind>.faiss``) and brought up to date with it, so a
-        start does not rebuild the graph; exact search builds in a moment and is not kept."""
+        start does not rebuild the graph; exact search builds in a moment and is not kept.
+        ``dense``: another dense index (Milvus) to bring in step and search instead."""
         params = params or VectorParams()
         with docstore.snapshot():
             generation = docstore.generation()
@@ -94,7 +108,10 @@ class IndexStore:
             rows = list(docstore.chunk_rows())
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             path = docstore.path.with_name(f"vectors-{kind}.faiss") if cache else None
-            vectors = _cached_vectors(docstore, path, kind, params, ids)
+            if dense is not None:
+                vectors = _synced(dense, docstore, ids)
+            else:
+                vectors = _cached_vectors(docstore, path, kind, params, ids)
             if vectors is None:
                 found, matrix = docstore.vectors()
                 vectors = VectorIndex.build(matrix, kind, found, params)
@@ -106,6 +123,12 @@ class IndexStore:
         }
         sparse = SparseIndex.build((r[0], r[4]) for r in rows)
         return cls(docstore, kind, documents, chunks, vectors, sparse, generation)
+
+    def close(self) -> None:
+        """Let go of what the index holds outside this process (a Milvus Lite folder)."""
+        closing = getattr(self.vectors, "close", None)
+        if closing is not None:
+            closing()
 
     def chunk_counts(self) -> dict[str, int]:
         return {doc_id: len(self._by_doc.get(doc_id, ())) for doc_id in self.documents}
@@ -173,6 +196,19 @@ def _cached_vectors(
         _save_vectors(vectors, path)
     log.info("%s index: kept one loaded, -%d +%d vectors", kind, len(stale), len(missing))
     return vectors
+
+
+def _synced(dense: DenseIndex, docstore: DocumentStore, ids: np.ndarray) -> DenseIndex:
+    """``dense`` holding exactly ``ids``: what the store no longer has deleted, what it lacks
+    added (chunk ids are never reused, so an id kept is a vector still right)."""
+    kept = dense.ids()
+    stale, missing = np.setdiff1d(kept, ids), np.setdiff1d(ids, kept)
+    dense.remove(stale.tolist())
+    for i in range(0, len(missing), 10_000):
+        found, matrix = docstore.vectors(missing[i : i + 10_000])
+        dense.add(matrix, found)
+    log.info("dense index in step with the store: -%d +%d vectors", len(stale), len(missing))
+    return dense
 
 
 def _build_params(kind: IndexKind, params: VectorParams) -> dict:
@@ -291,4 +327,30 @@ def open_index(settings: Settings, encoder: Encoder, rebuild: bool = False) -> I
     """The index for these settings, its store first brought in step (:func:`update_store`)."""
     docstore = update_store(settings, encoder, rebuild)
     kind = index_kind_for(settings, docstore.count_chunks())
-    return IndexStore.load(docstore, kind, vector_params(settings))
+    dense = (
+        milvus_index(settings, kind, encoder.dimension)
+        if settings.vector_store == "milvus"
+        else None
+    )
+    return IndexStore.load(docstore, kind, vector_params(settings), dense=dense)
+
+
+def milvus_index(settings: Settings, kind: IndexKind, dimension: int) -> DenseIndex:
+    """The Milvus collection the settings name, connected (``pip install 'verbatim[milvus]'``)."""
+    try:
+        from embeddings.milvus_index import MilvusIndex
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        raise IndexLoadError(
+            "VERBATIM_VECTOR_STORE=milvus needs the milvus extra: pip install -e '.[milvus]'"
+        ) from exc
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+    index = "flat" if kind == "flat" else "hnsw"  # Milvus serves IVF-like needs with HNSW here
+    return MilvusIndex(
+        milvus_uri(settings), dimension=dimension, index=index,
+        ef_search=settings.hnsw_ef_search, token=token,
+    ).warm_up()  # fmt: skip
+
+
+def milvus_uri(settings: Settings) -> str:
+    """A server's URI, or the Milvus Lite folder beside the store."""
+    return settings.milvus_uri or str(Path(settings.index_dir) / "milvus.db")
