@@ -66,6 +66,40 @@ def bench_ask(
     return stages
 
 
+def bench_haystack(
+    settings: Settings, questions: list[str], repeat: int, warmup: int
+) -> dict[str, list[float]]:
+    """Per-stage milliseconds of the plain Haystack pipeline (``verbatim eval --compare
+    haystack``'s) over the same questions, one at a time, in this process."""
+    from eval.configs import EvalConfig
+    from eval.haystack_backend import HaystackBackend
+
+    backend = HaystackBackend(settings)
+    backend.warm_up()
+    config = EvalConfig()
+    for q in questions[:warmup]:
+        backend.ask(q, config)
+    stages: dict[str, list[float]] = {"retrieve": [], "read": [], "total": []}
+    for _ in range(repeat):
+        for q in questions:
+            timings = backend.ask(q, config)["timings_ms"]
+            for stage in stages:
+                stages[stage].append(timings[stage])
+    return stages
+
+
+def print_ratio(ours: list[float], label: str, haystack: dict[str, list[float]]) -> None:
+    """Haystack's single-client latency beside ours, and the ratio of the medians."""
+    theirs = haystack["total"]
+    print(
+        f"haystack (in-process, one at a time) total ms: median {statistics.median(theirs):.1f}"
+        f"  p95 {percentile(theirs, 95):.1f}  (retrieve {statistics.median(haystack['retrieve']):.1f},"
+        f" read {statistics.median(haystack['read']):.1f})"
+    )
+    ratio = statistics.median(theirs) / statistics.median(ours)
+    print(f"verbatim {label} median {statistics.median(ours):.1f} ms: {ratio:.1f}x faster")
+
+
 def run_in_process(settings: Settings, questions: list[str], args: argparse.Namespace) -> int:
     from rag.store import corpus_of
 
@@ -81,6 +115,8 @@ def run_in_process(settings: Settings, questions: list[str], args: argparse.Name
     print(f"{'stage':<10}{'median':>10}{'p95':>10}")
     for stage, values in stages.items():
         print(f"{stage:<10}{statistics.median(values):>10.1f}{percentile(values, 95):>10.1f}")
+    if args.compare:
+        print_ratio(stages["total"], "in-process", bench_haystack(settings, questions, 1, 3))
     return 0
 
 
@@ -146,8 +182,24 @@ def handler(args: argparse.Namespace) -> int:
     if (args.clients or args.server_pid) and not args.url:
         print("verbatim bench: --clients and --server-pid need --url", file=sys.stderr)
         return EXIT_USAGE
+    if args.compare:
+        try:
+            import eval.haystack_backend  # noqa: F401
+        except ImportError:
+            print(
+                "verbatim bench: --compare haystack needs the compare extra: "
+                "pip install -e '.[compare]'",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     if args.url and args.clients:
-        return run_load(args.url, questions, args)
+        runs: list = []
+        status = run_load(args.url, questions, args, runs)
+        single = next((r for r in runs if r.clients == 1 and r.latencies_ms), None)
+        if args.compare and single is not None:
+            haystack = bench_haystack(get_settings(), questions, 1, 3)
+            print_ratio(single.latencies_ms, "over HTTP, 1 client,", haystack)
+        return status
     if args.url:
         args.concurrency = args.concurrency or 1
         return run_live(args.url, questions, args)
@@ -205,5 +257,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--server-pid", type=_positive_int, default=None, help="read the server's RSS from /proc"
+    )
+    p.add_argument(
+        "--compare",
+        choices=["haystack"],
+        default=None,
+        help="also time the plain Haystack pipeline on the same questions, one at a time, and "
+        "print the single-client ratio (in-process, or with --url --clients 1,...; needs the "
+        "compare extra)",
     )
     p.set_defaults(func=handler)

@@ -197,9 +197,12 @@ def markdown_rows(runs: list[LoadRun]) -> list[str]:
     return rows
 
 
-def run_load(url: str, questions: list[str], args: argparse.Namespace) -> int:
-    """Each of ``args.clients`` in turn; exit 0 when every response was 200 or back-pressure
-    (429/503) and every client count got answers, else 1."""
+def run_load(
+    url: str, questions: list[str], args: argparse.Namespace, runs: list[LoadRun] | None = None
+) -> int:
+    """Each of ``args.clients`` in turn (each count's :class:`LoadRun` appended to ``runs``);
+    exit 0 when every response was 200 or back-pressure (429/503) and every client count got
+    answers, else 1."""
     url = url.rstrip("/")
     try:  # reachable, and warm
         with httpx.Client(timeout=args.timeout, trust_env=False) as client:
@@ -215,7 +218,7 @@ def run_load(url: str, questions: list[str], args: argparse.Namespace) -> int:
     )
     print(f"server RSS before: {mib(rss)} MiB (peak {mib(peak)} MiB)")
     print("".join(f"{c:>10}" for c in COLUMNS), flush=True)
-    runs = []
+    runs = [] if runs is None else runs
     for clients in args.clients:
         run = run_clients(url, questions, clients, args.seconds, args.warmup_seconds, args.timeout)
         run.rss, run.peak = server_memory(url, args.server_pid, args.timeout)

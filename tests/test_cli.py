@@ -104,6 +104,17 @@ def test_bench_times_index_builds_and_each_stage_of_ask(index_dir):
     assert all(float(v) >= 0 for values in rows.values() for v in values)
 
 
+def test_bench_compare_haystack_prints_the_single_client_ratio(live_server, tmp_path):
+    pytest.importorskip("haystack")
+    pytest.importorskip("haystack_integrations.components.readers.transformers")
+    args = ["bench", "--url", live_server, "--clients", "1", "--seconds", "2", "--limit", "3"]
+    done = run(args + ["--warmup-seconds", "0.5", "--compare", "haystack"], tmp_path / "x")
+    assert done.returncode == 0, done.stderr
+    assert "haystack (in-process, one at a time) total ms: median " in done.stdout
+    ratio = done.stdout.split("over HTTP, 1 client, median ")[1].split(": ")[1].split("x ")[0]
+    assert float(ratio) > 0
+
+
 def test_bench_url_times_post_ask_against_a_live_server(live_server, tmp_path):
     args = ["bench", "--url", live_server, "--limit", "3", "--concurrency", "2", "--warmup", "1"]
     done = run(args, tmp_path / "no-index")
