@@ -127,14 +127,23 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route answers on this path (Starlette names only the first route's)."""
+    scope = {**request.scope, "method": "GET"}
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE:
+    for route in _routes(request.app.router.routes):
+        if route.matches(scope)[0] != Match.NONE:
             methods |= getattr(route, "methods", None) or set()
     if "GET" in methods:
         methods.add("HEAD")
     return sorted(methods)
+
+
+def _routes(routes: list) -> list:
+    """The routes, those of included routers flattened (FastAPI keeps them as routers)."""
+    flat = []
+    for route in routes:
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        flat += _routes(inner) if inner is not None else [route]
+    return flat
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
