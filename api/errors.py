@@ -134,6 +134,8 @@ def allowed_methods(request: Request) -> list[str]:
             methods |= getattr(route, "methods", None) or set()
     if "GET" in methods:
         methods.add("HEAD")
+    if request.url.path.startswith("/documents/") and request.url.path.endswith("/view"):
+        methods &= {"GET", "HEAD"}  # {doc_id:path} matches a view's path, but writes refuse it
     return sorted(methods)
 
 
