@@ -53,8 +53,9 @@ test: install-test
 	$(BIN)/python -m pytest -q
 	$(BIN)/verbatim eval -q --out eval/out $(EVAL_FLOORS)
 
-## Issue 16's reliability suite, long form: schemathesis over 1,000+ requests, 20 SIGKILLs during
-## ingest, 16 clients for 60 s, the bad-input corpus and the XSS payloads; figures at the end.
+## The reliability suite, long form: schemathesis over 1,000+ requests, 20 SIGKILLs during
+## document writes, 16 clients for 60 s, a hot swap under 8 clients for 30 s, the bad-input corpus
+## and the XSS payloads; figures at the end.
 ## (make test runs its short form.)
 reliability: install-test
 	VERBATIM_RELIABILITY=long $(BIN)/python -m pytest -q -m reliability
