@@ -9,6 +9,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -105,8 +106,15 @@ class IndexStore:
         with docstore.snapshot():
             generation = docstore.generation()
             documents = {d.doc_id: d for d in docstore.documents()}
-            rows = list(docstore.chunk_rows())
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            chunks: dict[int, Chunk] = {}
+
+            def terms() -> Iterator[tuple[int, list[str]]]:  # streamed: no list of all terms
+                for i, doc_id, start, end, chunk_terms in docstore.chunk_rows():
+                    chunks[i] = Chunk(doc_id, start, end, documents[doc_id].text[start:end])
+                    yield i, chunk_terms
+
+            sparse = SparseIndex.build(terms())
+            ids = np.fromiter(chunks, dtype=np.int64, count=len(chunks))
             path = docstore.path.with_name(f"vectors-{kind}.faiss") if cache else None
             if dense is not None:
                 vectors = _synced(dense, docstore, ids)
@@ -117,11 +125,6 @@ class IndexStore:
                 vectors = VectorIndex.build(matrix, kind, found, params)
                 if path is not None and kind != "flat":
                     _save_vectors(vectors, path)
-        chunks = {
-            i: Chunk(doc_id, start, end, documents[doc_id].text[start:end])
-            for i, doc_id, start, end, _ in rows
-        }
-        sparse = SparseIndex.build((r[0], r[4]) for r in rows)
         return cls(docstore, kind, documents, chunks, vectors, sparse, generation)
 
     def close(self) -> None:
