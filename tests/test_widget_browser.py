@@ -371,5 +371,9 @@ def test_pages_work_under_their_csp(browser: Browser, live_server: str, path: st
     else:  # Swagger UI's script ran (it renders into #swagger-ui) and its styles applied
         expect(page.locator("#swagger-ui .swagger-ui")).to_be_attached(timeout=30_000)
         assert page.evaluate("typeof window.SwaggerUIBundle") == "function"
+        # and it rendered the OpenAPI 3.1 schema: every operation, no "Unable to render"
+        expect(page.locator(".opblock-summary-path", has_text="/ask")).to_be_visible()
+        expect(page.locator(".opblock-summary-path", has_text="/jobs/{job_id}")).to_be_visible()
+        expect(page.get_by_text("Unable to render this definition")).to_have_count(0)
     assert violations == []
     page.context.close()
