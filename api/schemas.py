@@ -230,6 +230,10 @@ class DocumentChange(BaseModel):
         description="unchanged: the same bytes were already indexed (under this doc_id)."
     )
     chunks: int = Field(description="Passages the document is indexed as.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What reading the file noticed, e.g. PDF pages without text (scans: no OCR).",
+    )
 
 
 class Job(BaseModel):

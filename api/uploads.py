@@ -39,6 +39,7 @@ class Upload:
 
     documents: list[tuple[Document, str]]
     size: int
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # doc_id -> what to know
 
 
 def check_file_name(name: str) -> str:
@@ -62,9 +63,11 @@ def check_file_name(name: str) -> str:
     return name
 
 
-def _document(doc_id: str, name: str, data: bytes, title: str | None) -> Document:
+def _document(
+    doc_id: str, name: str, data: bytes, title: str | None, warnings: dict[str, list[str]]
+) -> Document:
     try:
-        return document_from_bytes(doc_id, name, data, title)
+        return document_from_bytes(doc_id, name, data, title, warnings.setdefault(doc_id, []))
     except DocumentFormatError as exc:
         status = 415 if exc.code == "unsupported_format" else 422
         raise ApiError(status, exc.code, exc.message) from None
@@ -168,11 +171,12 @@ def _from_multipart(body: bytes, boundary: bytes, settings: Settings, doc_id: st
     if len(set(names)) < len(names):
         raise ApiError(422, "invalid_name", "two files have the same name: rename one")
     title = (titles[0] if titles else None) or None
+    warnings: dict[str, list[str]] = {}
     documents = [
-        (_document(doc_id or name, name, bytes(p.data), title), name)
+        (_document(doc_id or name, name, bytes(p.data), title, warnings), name)
         for name, p in zip(names, files, strict=True)
     ]
-    return Upload(documents, sum(len(p.data) for p in files))
+    return Upload(documents, sum(len(p.data) for p in files), warnings)
 
 
 def _from_json(body: bytes, settings: Settings, doc_id: str | None) -> Upload:
@@ -201,7 +205,7 @@ def _from_json(body: bytes, settings: Settings, doc_id: str | None) -> Upload:
     if doc_id.endswith("/view"):  # GET /documents/{id}/view would be the page, never the text
         raise ApiError(422, "invalid_name", f"{doc_id[:100]!r} ends in /view: choose another id")
     # The format is text whatever the id's suffix: the bytes are the text itself.
-    return Upload([(_document(doc_id, "text.txt", data, upload.title), doc_id)], len(data))
+    return Upload([(_document(doc_id, "text.txt", data, upload.title, {}), doc_id)], len(data))
 
 
 def read_upload(

@@ -7,7 +7,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from typing import TypeVar
 
 import anyio
@@ -26,8 +25,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _change(c: Change) -> DocumentChange:
-    return DocumentChange(doc_id=c.doc_id, title=c.title, status=c.status, chunks=c.chunks)
+def _change(c: Change, warnings: dict[str, list[str]] | None = None) -> DocumentChange:
+    noticed = (warnings or {}).get(c.doc_id, [])
+    return DocumentChange(
+        doc_id=c.doc_id, title=c.title, status=c.status, chunks=c.chunks, warnings=noticed
+    )
 
 
 def _unknown(doc_id: str) -> ApiError:
@@ -73,7 +75,12 @@ class Writes:
         except UnknownDocument as exc:
             raise _unknown(exc.args[0]) from None
 
-    def _job(self, job_id: str, documents: list[tuple[Document, str]]) -> None:
+    def _job(
+        self,
+        job_id: str,
+        documents: list[tuple[Document, str]],
+        warnings: dict[str, list[str]] | None = None,
+    ) -> None:
         store, done = self.store, [0.0]
 
         def progress(fraction: float) -> None:
@@ -90,7 +97,7 @@ class Writes:
             log.exception("job %s failed", job_id)
             error = {"code": "internal_error", "message": "indexing failed; try again later"}
         else:
-            result = [asdict(c) for c in changes]
+            result = [_change(c, warnings).model_dump() for c in changes]
             store.update_job(job_id, state="done", progress=1.0, result=result)
             return
         store.update_job(job_id, state="failed", error=error)
@@ -121,12 +128,13 @@ class Writes:
         if upload.size > self.settings.upload_sync_bytes:
             await anyio.to_thread.run_sync(self._conflicts, upload.documents)
             job_id = await anyio.to_thread.run_sync(self.store.create_job)
-            self._pool.submit(self._job, job_id, upload.documents)
+            self._pool.submit(self._job, job_id, upload.documents, upload.warnings)
             return 202, WriteResult(documents=[], job=self.job(job_id))
         library = self.library()
         changes = await self._run(lambda: library.add(upload.documents))
         status = 200 if all(c.status == "unchanged" for c in changes) else 201
-        return status, WriteResult(documents=[_change(c) for c in changes], job=None)
+        documents = [_change(c, upload.warnings) for c in changes]
+        return status, WriteResult(documents=documents, job=None)
 
     async def replace(self, request: Request, doc_id: str) -> WriteResult:
         """PUT /documents/{doc_id}: the document replaced (or unchanged), searchable."""
@@ -135,7 +143,7 @@ class Writes:
         upload = await self._read(request, doc_id)
         (doc, source), library = upload.documents[0], self.library()
         change = await self._run(lambda: library.replace(doc, source))
-        return WriteResult(documents=[_change(change)], job=None)
+        return WriteResult(documents=[_change(change, upload.warnings)], job=None)
 
     async def remove(self, doc_id: str) -> Deleted:
         """DELETE /documents/{doc_id}: gone from the store and from answers."""

@@ -97,14 +97,19 @@ def _document(doc_id: str, data: bytes, got: Extracted, title: str | None = None
     )
 
 
-def document_from_bytes(doc_id: str, name: str, data: bytes, title: str | None = None) -> Document:
+def document_from_bytes(
+    doc_id: str, name: str, data: bytes, title: str | None = None, warnings: list | None = None
+) -> Document:
     """A document from an upload's bytes, its format from ``name``; DocumentFormatError if unusable.
 
     The title is ``title`` if given, else the file's own (HTML/PDF/.docx), else its first line.
+    What extraction noticed (pages without text) is logged and appended to ``warnings``.
     """
     got = extract(name, data)
     for warning in got.warnings:
         log.warning("%s: %s", doc_id, warning)
+    if warnings is not None:
+        warnings.extend(got.warnings)
     return _document(doc_id, data, got, title)
 
 

@@ -327,3 +327,15 @@ def test_the_body_limit_of_other_routes_is_unchanged(c: TestClient, settings: Se
     response = c.post("/ask", content=big, headers={"content-type": "application/json"})
     assert error_code(response, 413) == "body_too_large"
     assert str(settings.max_body_bytes) in response.json()["error"]["message"]
+
+
+def test_a_pdf_page_without_text_is_reported_in_the_response(c: TestClient) -> None:
+    from test_formats import make_pdf
+
+    pdf = make_pdf([["The Varrow Island ferry leaves at a quarter past eleven."], []])
+    response = c.post("/documents", files=[("files", ("scan.pdf", pdf))], headers=AUTH)
+    assert response.status_code == 201, response.text
+    [written] = response.json()["documents"]
+    assert written["doc_id"] == "scan.pdf"
+    assert any("2" in w and "no text" in w for w in written["warnings"]), written
+    assert c.delete("/documents/scan.pdf", headers=AUTH).status_code == 200

@@ -241,7 +241,9 @@
     if (!documents || !documents.length) return "Nothing was added.";
     const lines = documents.map((d) => {
       const chunks = typeof d.chunks === "number" ? `, ${d.chunks} chunks` : "";
-      return `“${d.title || d.doc_id}” (${d.doc_id}): ${VERBS[d.status] || String(d.status)}${chunks}`;
+      // e.g. PDF pages without text: scans are not searchable, and the user should know
+      const noticed = Array.isArray(d.warnings) && d.warnings.length ? ` (${d.warnings.join("; ")})` : "";
+      return `“${d.title || d.doc_id}” (${d.doc_id}): ${VERBS[d.status] || String(d.status)}${chunks}${noticed}`;
     });
     const head = documents.length === 1 ? "Uploaded 1 document:" : `Uploaded ${documents.length} documents:`;
     return [head, ...lines].join("\n");
