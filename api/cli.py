@@ -46,8 +46,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.server import uvicorn_options
-    from embeddings.milvus_index import is_lite_uri
-    from rag.store import prepare_index
+    from rag.store import milvus_lite, prepare_index
 
     # Workers are separate processes that read their settings from the environment.
     for key, env in ENV_OVERRIDES.items():
@@ -56,8 +55,7 @@ def serve(args: argparse.Namespace) -> int:
     get_settings.cache_clear()
     settings = get_settings()
     workers = args.workers or settings.workers
-    lite = not settings.milvus_uri or is_lite_uri(settings.milvus_uri)
-    if workers > 1 and settings.vector_store == "milvus" and lite:
+    if workers > 1 and milvus_lite(settings):
         print(
             "verbatim serve: Milvus Lite serves one process; with several workers point "
             "VERBATIM_MILVUS_URI at a Milvus server (http://host:19530)",

@@ -370,13 +370,8 @@ class DocumentStore:
 
     def fail_unfinished_jobs(self) -> int:
         """Mark jobs that a stopped process left queued or running as failed (at start-up)."""
-        error = json.dumps(
-            {
-                "code": "interrupted",
-                "message": "the service stopped during the job; its files went in whole or not "
-                "at all: check GET /documents and upload what is missing",
-            }
-        )
+        message = "the service stopped during the job; its files went in whole or not at all"
+        error = json.dumps({"code": "interrupted", "message": message + ": check GET /documents"})
         with self._transaction() as conn:
             cur = conn.execute(
                 "UPDATE jobs SET state = 'failed', error = ?, updated_at = ? "

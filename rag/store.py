@@ -354,6 +354,12 @@ def milvus_index(settings: Settings, kind: IndexKind, dimension: int) -> DenseIn
     ).warm_up()  # fmt: skip
 
 
+def milvus_lite(settings: Settings) -> bool:
+    """Whether the settings put the vectors in Milvus Lite (in this process: one at a time)."""
+    uri = settings.milvus_uri
+    return settings.vector_store == "milvus" and (not uri or "://" not in uri)
+
+
 def milvus_uri(settings: Settings) -> str:
     """A server's URI, or the Milvus Lite folder beside the store."""
     return settings.milvus_uri or str(Path(settings.index_dir) / "milvus.db")
