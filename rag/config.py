@@ -23,6 +23,9 @@ ReaderPrecision = Literal["auto", "fp32", "bf16", "int8"]
 Runtime = Literal["torch", "onnx"]
 # auto: torch (bf16) where the CPU computes bfloat16 natively, else ONNX Runtime (fp32).
 ReaderRuntime = Literal["auto", "torch", "onnx"]
+# passage: read each retrieved passage whole; sentences: only its best-matching sentences and
+# their neighbours (rag.passages.focus_sentences; docs/studies/reading-context.md).
+ReadingContext = Literal["passage", "sentences"]
 
 
 class Settings(BaseSettings):
@@ -71,6 +74,10 @@ class Settings(BaseSettings):
     bm25_weight: float = Field(1.0, ge=0)
     # Retrieved chunks of one document that overlap or touch are read as one passage.
     merge_passages: bool = True
+    # What of each passage the reader reads (fewer tokens, less time: see ReadingContext), and
+    # with "sentences" how many sentences around each best match it keeps on either side.
+    reading_context: ReadingContext = "passage"
+    reading_context_sentences: int = Field(2, ge=0, le=10)
 
     # Reading
     reader: ReaderKind = "span"

@@ -10,7 +10,7 @@ from embeddings.encoder import Encoder
 from rag.answer import Answer, Citation, Passage, Timings
 from rag.config import RetrievalMode, Settings, get_settings
 from rag.documents import Document
-from rag.passages import merge_adjacent
+from rag.passages import focus_sentences, merge_adjacent
 from rag.readers.base import Reader, Reading, Span, overlaps_kept
 from rag.readers.words import content_words
 from rag.retrieval import Hit, Retriever
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 ASK_TIME_SETTINGS = frozenset(
     ["retrieval_mode", "top_k", "second_pass_top_k", "candidates", "fusion", "rrf_k"]
     + ["dense_weight", "bm25_weight", "merge_passages"]
+    + ["reading_context", "reading_context_sentences"]
 )
 
 
@@ -142,7 +143,7 @@ class AskPipeline:
     ) -> list[Passage]:
         """The top passages for a query (chunks that touch merged, see :func:`merge_adjacent`)."""
         query = validate_question(query, self.settings.max_question_chars)
-        return self._passages(self._hits(query, mode, top_k or self.settings.top_k))
+        return self._passages(self._hits(query, mode, top_k or self.settings.top_k), query)
 
     def ask(
         self, question: str, mode: RetrievalMode | None = None, top_k: int | None = None
@@ -188,15 +189,17 @@ class AskPipeline:
                 [max(k, depth) for *_, k in todo],
                 [m for _, _, m, _ in todo],
             )
-            passages = [self._passages(h[:k]) for h, (*_, k) in zip(hits, todo, strict=True)]
+            passages = [
+                self._passages(h[:k], q) for h, (_, q, _, k) in zip(hits, todo, strict=True)
+            ]
             t1 = time.perf_counter()
             readings = self.reader.read_many(
                 [(q, p, 0) for (_, q, _, _), p in zip(todo, passages, strict=True)]
             )
             again = []  # (position in todo, the passages the deeper ranking adds)
-            for n, (reading, h, (*_, k)) in enumerate(zip(readings, hits, todo, strict=True)):
+            for n, (reading, h, (_, q, _, k)) in enumerate(zip(readings, hits, todo, strict=True)):
                 if reading.abstain and len(h) > k:
-                    added = [p for p in self._passages(h) if p not in passages[n]]
+                    added = [p for p in self._passages(h, q) if p not in passages[n]]
                     if added:
                         again.append((n, added))
             if again:
@@ -245,8 +248,9 @@ class AskPipeline:
         with self.store.lock:
             return self.store.refresh()
 
-    def _passages(self, hits: list[Hit]) -> list[Passage]:
-        """The hits' chunks as passages, best first; touching ones merged when configured."""
+    def _passages(self, hits: list[Hit], question: str) -> list[Passage]:
+        """The hits' chunks as passages, best first; touching ones merged and each cut down to
+        the sentences around its match with ``question`` when configured."""
         assert self.store is not None
         documents = self.store.documents
         passages = []
@@ -265,6 +269,14 @@ class AskPipeline:
             )
         if self.settings.merge_passages:
             passages = merge_adjacent(passages, lambda doc_id: documents[doc_id].text)
+        if self.settings.reading_context == "sentences":
+            passages = focus_sentences(
+                passages,
+                question,
+                lambda doc_id: documents[doc_id].text,
+                self.settings.reading_context_sentences,
+                lambda doc_id, offset: documents[doc_id].page_of(offset),
+            )
         return passages
 
     def _cite(self, span: Span, passages: list[Passage]) -> Citation:
