@@ -20,7 +20,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 # The reader (fp32 and int8) and the query encoder in ONNX Runtime, exported from the weights.
-ONNX   := models/reader/onnx/model.int8.onnx models/encoder-onnx/model.onnx
+ONNX   := models/reader/onnx/model.int8.onnx models/encoder-onnx/model.int8.onnx
 
 $(ONNX) &: $(VENV)/.installed models/reader/model.safetensors
 	$(BIN)/verbatim export-onnx

@@ -60,7 +60,9 @@ class Encoder:
 
     ``model``: the packaged model's name, a sentence-transformers id or folder; ``batch_size``:
     texts per forward; ``backend``: ``torch``, or ``onnx`` (the export in ``onnx_dir``, written
-    by ``verbatim export-onnx``: the same vectors within 1e-6, no torch imported).
+    by ``verbatim export-onnx``: the same vectors within 1e-6, no torch imported);
+    ``precision``: ``fp32``, or ``int8`` (onnx: weights quantised, 1.6x faster, vectors within
+    about 0.01 in cosine).
     """
 
     def __init__(
@@ -71,17 +73,21 @@ class Encoder:
         backend: str = "torch",
         onnx_dir: str | Path | None = None,
         threads: int | None = None,
+        precision: str = "fp32",
     ):
         if backend not in BACKENDS:
             raise ValueError(f"embedding backend {backend!r}: use {' or '.join(BACKENDS)}")
         if backend == "onnx" and onnx_dir is None:
             raise ValueError("the onnx embedding backend needs onnx_dir")
+        if precision not in ("fp32", "int8") or (precision == "int8" and backend != "onnx"):
+            raise ValueError(f"embedding precision {precision!r}: fp32, or int8 on onnx")
         self.model_id = model
         self.batch_size = batch_size
         self.device = device
         self.backend = backend
         self.onnx_dir = onnx_dir
         self.threads = threads
+        self.precision = precision
         self._model: Any = None
 
     @classmethod
@@ -93,6 +99,7 @@ class Encoder:
             backend=settings.embedding_backend,
             onnx_dir=settings.embedding_onnx_dir,
             threads=settings.reader_threads,
+            precision=settings.embedding_precision,
         )
 
     def warm_up(self) -> None:
@@ -103,7 +110,7 @@ class Encoder:
             from embeddings.onnx_encoder import OnnxEncoderModel
 
             log.info("loading embedding model %s (onnx)", self.onnx_dir)
-            self._model = OnnxEncoderModel.load(self.onnx_dir, self.threads)  # type: ignore[arg-type]
+            self._model = OnnxEncoderModel.load(self.onnx_dir, self.threads, self.precision)  # type: ignore[arg-type]
         else:
             path = resolve_model_path(self.model_id)
             log.info("loading embedding model %s", path)

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 
 MODEL_FILE = "model.onnx"
+# Weights int8 per channel (activations quantised on the fly): 1.6x faster to embed, and
+# squad-retrieval's hit@5 .615 against .614 in fp32 (docs/studies/int8-encoder.md).
+INT8_FILE = "model.int8.onnx"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -30,24 +33,23 @@ class OnnxEncoderModel:
         self._count.no_padding()
 
     @classmethod
-    def load(cls, onnx_dir: str | Path, threads: int | None = None) -> OnnxEncoderModel:
-        """The folder ``export_encoder`` wrote."""
+    def load(
+        cls, onnx_dir: str | Path, threads: int | None = None, precision: str = "fp32"
+    ) -> OnnxEncoderModel:
+        """The folder ``export_encoder`` wrote; ``precision`` fp32 or int8."""
         import onnxruntime as ort
 
         folder = Path(onnx_dir)
-        if not (folder / MODEL_FILE).is_file():
-            raise FileNotFoundError(
-                f"{folder / MODEL_FILE} is missing: run `verbatim export-onnx` first"
-            )
+        model_file = folder / (INT8_FILE if precision == "int8" else MODEL_FILE)
+        if not model_file.is_file():
+            raise FileNotFoundError(f"{model_file} is missing: run `verbatim export-onnx` first")
         meta = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.enable_cpu_mem_arena = False  # an arena keeps the largest batch's memory for good
         if threads:
             options.intra_op_num_threads = threads
-        session = ort.InferenceSession(
-            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         return cls(session, folder / "tokenizer.json", meta["max_tokens"], meta["dimension"])
 
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -106,4 +108,9 @@ def export_encoder(model_dir: str | Path, onnx_dir: str | Path, opset: int = 17)
     st.tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
     meta = {"max_tokens": int(st.max_seq_length), "dimension": int(st.get_embedding_dimension())}
     (out / "encoder.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        out / MODEL_FILE, out / INT8_FILE, weight_type=QuantType.QInt8, per_channel=True
+    )
     return out / MODEL_FILE

@@ -58,10 +58,12 @@ class IndexParams:
     embedding_model: str
     chunk_tokens: int
     chunk_overlap_tokens: int
+    embedding_precision: str = "fp32"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IndexParams:
-        return cls(settings.embedding_model, settings.chunk_tokens, settings.chunk_overlap_tokens)
+        s = settings
+        return cls(s.embedding_model, s.chunk_tokens, s.chunk_overlap_tokens, s.embedding_precision)
 
 
 class IndexStore:
@@ -300,7 +302,10 @@ def update_store(settings: Settings, encoder: Encoder, rebuild: bool = False) ->
         docstore.clear()
     params = asdict(IndexParams.from_settings(settings))
     records = docstore.records()
-    if records and docstore.meta("params") not in (None, params):
+    built = docstore.meta("params")
+    if isinstance(built, dict):  # stores from before the precision was recorded were fp32
+        built = {"embedding_precision": "fp32", **built}
+    if records and built not in (None, params):
         message = f"the index was built with {docstore.meta('params')}, not {params}"
         if refuse:
             raise StaleIndexError(f"{message} (run `verbatim ingest` to rebuild it)")

@@ -307,3 +307,17 @@ def test_auto_index_kind_is_exact_until_the_threshold(small_settings):
     assert (index_kind_for(auto, 99), index_kind_for(auto, 100)) == ("flat", "hnsw")
     fixed = auto.model_copy(update={"index_kind": "ivf"})
     assert index_kind_for(fixed, 10) == "ivf"
+
+
+def test_the_int8_encoder_stays_close_and_switching_to_it_embeds_again(small_settings, encoder):
+    from embeddings.encoder import Encoder
+
+    int8 = small_settings.model_copy(update={"embedding_precision": "int8"})
+    quantised = Encoder.from_settings(int8)
+    texts = ["The lighthouse keeper logged every storm.", "Apples ripen in the orchard."]
+    cosines = (quantised.encode(texts) * encoder.encode(texts)).sum(axis=1)
+    assert cosines.min() > 0.97
+    first = open_index(small_settings, encoder)
+    again = open_index(int8, quantised)
+    assert again.docstore.meta("params")["embedding_precision"] == "int8"
+    assert not set(again.chunks) & set(first.chunks)  # every chunk embedded anew
