@@ -56,9 +56,8 @@ class Settings(BaseSettings):
     # onnx: the export in embedding_onnx_dir (the same vectors, no torch loaded); or torch
     embedding_backend: Runtime = "onnx"
     embedding_onnx_dir: Path = PROJECT_ROOT / "models" / "encoder-onnx"
-    # int8 (onnx only): 1.6x faster to embed, the same hit@5 on held-out SQuAD (.615 against
-    # .614), not the default until the whole ask is measured (docs/studies/int8-encoder.md);
-    # changing it embeds every stored document again.
+    # int8 (onnx only): 1.6x faster to embed, held-out SQuAD as good (docs/studies/
+    # int8-encoder.md); changing it embeds every stored document again.
     embedding_precision: Literal["fp32", "int8"] = "fp32"
 
     # Chunking (sizes in the embedding model's tokens)
