@@ -13,7 +13,7 @@ from rag.config import Settings
 from rag.pipeline import AskPipeline
 
 # The service's fixtures (api_app, client, live_server, ...), the reliability suite's figures.
-pytest_plugins = ["api_fixtures", "reliability_figures"]
+pytest_plugins = ["api_fixtures", "reliability_figures", "browser_support"]
 
 
 @pytest.fixture(scope="session")

@@ -16,22 +16,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 from api_fixtures import running_server
-from playwright.sync_api import Browser, Dialog, Locator, Page, Route, expect, sync_playwright
+from browser_support import ARTIFACTS, csp_violations, new_page
+from playwright.sync_api import Browser, Dialog, Locator, Page, Route, expect
 
-from rag.config import PROJECT_ROOT, SEED_CORPUS
+from rag.config import SEED_CORPUS
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("no_javascript_errors")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = PROJECT_ROOT / "artifacts"
 TIMEOUT_MS = 60_000  # an upload indexes the file before it answers
 
 TOKEN = "admin-token-0123456789abcdef0123"
@@ -54,17 +45,6 @@ SYNC_BYTES = 4096
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
 def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``verbatim serve`` over a copy of the seeds plus a hostile title, with an admin token."""
     assert len(TOKEN) == 32
@@ -82,31 +62,6 @@ def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     with running_server(tmp, env) as url:
         yield url
-
-
-JS_ERRORS: list[object] = []
-
-
-@pytest.fixture(autouse=True)
-def no_javascript_errors() -> Iterator[None]:
-    JS_ERRORS.clear()
-    yield
-    assert not JS_ERRORS, f"JavaScript errors: {JS_ERRORS}"
-
-
-def new_page(browser: Browser, width: int = 1280, height: int = 800, scheme: str = "light") -> Page:
-    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)  # type: ignore[arg-type]
-    page = context.new_page()
-    page.on("pageerror", lambda exc: JS_ERRORS.append(exc))
-    return page
-
-
-def csp_violations(page: Page) -> list[str]:
-    found: list[str] = []
-    page.on(
-        "console", lambda m: found.append(m.text) if "Content Security Policy" in m.text else None
-    )
-    return found
 
 
 def listing(url: str) -> list[dict]:

@@ -7,63 +7,22 @@ Screenshots land in artifacts/ (gitignored).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from api_fixtures import ANNIVERSARY_ID, free_port
-from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
+from browser_support import ARTIFACTS, csp_violations, new_page
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
-from rag.config import PROJECT_ROOT
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("no_javascript_errors")]
 
-pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = PROJECT_ROOT / "artifacts"
 ANSWER_TIMEOUT_MS = 60_000
 WIDGET = "#verbatim-widget"  # Playwright's CSS locators pierce its open shadow root
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-JS_ERRORS: list[object] = []
-
-
-@pytest.fixture(autouse=True)
-def no_javascript_errors() -> Iterator[None]:
-    JS_ERRORS.clear()
-    yield
-    assert not JS_ERRORS, f"JavaScript errors: {JS_ERRORS}"
-
-
-@pytest.fixture(scope="module")
 def anniversary(dev_questions: list[dict]) -> dict:
     return next(q for q in dev_questions if q["id"] == ANNIVERSARY_ID)
-
-
-def new_page(browser: Browser, width: int = 1280, height: int = 800, scheme: str = "light") -> Page:
-    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)  # type: ignore[arg-type]
-    page = context.new_page()
-    page.on("pageerror", lambda exc: JS_ERRORS.append(exc))
-    return page
 
 
 def active_in_widget(page: Page) -> str:
@@ -266,14 +225,6 @@ XSS = [
     "<a href=javascript:window.pwned=1>click</a>",
 ]
 INJECTED = "img, svg, script, iframe, a[href^='javascript'], b"
-
-
-def csp_violations(page: Page) -> list[str]:
-    found: list[str] = []
-    page.on(
-        "console", lambda m: found.append(m.text) if "Content Security Policy" in m.text else None
-    )
-    return found
 
 
 @pytest.mark.reliability
