@@ -3,6 +3,7 @@ takes additions and removals without a rebuild; saved and loaded as one file."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -163,7 +164,7 @@ class VectorIndex:
         """Write atomically (a temporary file renamed over ``path``); filtered ids go too."""
         if self._removed:
             self._compact()
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # processes may save at once
         faiss.write_index(self._index, str(tmp))
         tmp.replace(path)
 

@@ -257,13 +257,26 @@ class DocumentStore:
     def count_chunks(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM chunks").fetchone()[0])
 
-    def chunk_rows(self) -> Iterator[tuple[int, str, int, int, list[str]]]:
-        """(id, doc_id, start, end, terms) of every chunk in id order, without vectors."""
-        rows = self._conn().execute(
-            'SELECT id, doc_id, start, "end", terms FROM chunks ORDER BY id'
-        )
-        for id_, doc_id, start, end, terms in rows:
-            yield id_, doc_id, start, end, terms.split()
+    def chunk_rows(self) -> Iterator[tuple[int, str, int, int]]:
+        """(id, doc_id, start, end) of every chunk in id order."""
+        yield from self._conn().execute('SELECT id, doc_id, start, "end" FROM chunks ORDER BY id')
+
+    def terms(self, ids: np.ndarray | None = None) -> Iterator[tuple[int, list[str]]]:
+        """(id, BM25 terms) of every chunk (or of these), in id order."""
+        conn = self._conn()
+        if ids is None:
+            rows = conn.execute("SELECT id, terms FROM chunks ORDER BY id")
+        else:
+            rows = (
+                r
+                for i in range(0, len(ids), 500)
+                for r in conn.execute(
+                    f"SELECT id, terms FROM chunks WHERE id IN ({','.join('?' * len(ids[i : i + 500]))})",
+                    [int(x) for x in ids[i : i + 500]],
+                )
+            )
+        for id_, terms in rows:
+            yield id_, terms.split()
 
     def vectors(self, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of every chunk's vector (or of these ids), read as one buffer."""

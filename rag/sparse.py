@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from array import array
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -58,6 +60,25 @@ class _Base:
         self.starts = np.concatenate([[0], np.cumsum(postings)]).astype(np.int64)
         self.vocab = vocab
 
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> _Base:
+        base = cls.__new__(cls)
+        for name in ("ids", "lengths", "rows", "tfs", "starts"):
+            setattr(base, name, arrays[name])
+        base.alive = np.ones(len(base.ids), dtype=bool)
+        terms = (
+            arrays["vocab"].tobytes().decode("utf-8").split("\n") if len(base.starts) > 1 else []
+        )
+        base.vocab = {t: i for i, t in enumerate(terms)}
+        return base
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        vocab = "\n".join(sorted(self.vocab, key=self.vocab.__getitem__)).encode("utf-8")
+        return {
+            "ids": self.ids, "lengths": self.lengths, "rows": self.rows, "tfs": self.tfs,
+            "starts": self.starts, "vocab": np.frombuffer(vocab, dtype=np.uint8),
+        }  # fmt: skip
+
     def row_of(self, chunk_id: int) -> int | None:
         row = int(np.searchsorted(self.ids, chunk_id))
         return row if row < len(self.ids) and self.ids[row] == chunk_id else None
@@ -99,6 +120,30 @@ class SparseIndex:
     @property
     def size(self) -> int:
         return self._size
+
+    def ids(self) -> np.ndarray:
+        """Every chunk id indexed."""
+        base = self._base.ids[self._base.alive]
+        return np.concatenate([base, np.fromiter(self._lengths, dtype=np.int64)])
+
+    def save(self, path: Path) -> None:
+        """Write the built postings (one file, atomically); chunks changed since are not in
+        it, and :meth:`load` callers catch up by id."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # processes may save at once
+        with open(tmp, "wb") as f:
+            np.savez(f, **self._base.arrays())
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> SparseIndex:
+        """What :meth:`save` wrote; ValueError or OSError when it is unusable."""
+        with np.load(path) as saved:
+            base = _Base.from_arrays({k: saved[k] for k in saved.files})
+        index = cls()
+        index._base = base
+        index._size = len(base.ids)
+        index._total_length = float(base.lengths.sum())
+        return index
 
     def add(self, chunk_id: int, terms: list[str]) -> None:
         if chunk_id in self._lengths or self._base.row_of(chunk_id) is not None:

@@ -9,7 +9,6 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -108,15 +107,12 @@ class IndexStore:
         with docstore.snapshot():
             generation = docstore.generation()
             documents = {d.doc_id: d for d in docstore.documents()}
-            chunks: dict[int, Chunk] = {}
-
-            def terms() -> Iterator[tuple[int, list[str]]]:  # streamed: no list of all terms
-                for i, doc_id, start, end, chunk_terms in docstore.chunk_rows():
-                    chunks[i] = Chunk(doc_id, start, end, documents[doc_id].text[start:end])
-                    yield i, chunk_terms
-
-            sparse = SparseIndex.build(terms())
+            chunks = {
+                i: Chunk(doc_id, start, end, documents[doc_id].text[start:end])
+                for i, doc_id, start, end in docstore.chunk_rows()
+            }
             ids = np.fromiter(chunks, dtype=np.int64, count=len(chunks))
+            sparse = _sparse(docstore, ids, docstore.path.with_name("bm25.npz") if cache else None)
             path = docstore.path.with_name(f"vectors-{kind}.faiss") if cache else None
             if dense is not None:
                 vectors = _synced(dense, docstore, ids)
@@ -214,6 +210,30 @@ def _synced(dense: DenseIndex, docstore: DocumentStore, ids: np.ndarray) -> Dens
         dense.add(matrix, found)
     log.info("dense index in step with the store: -%d +%d vectors", len(stale), len(missing))
     return dense
+
+
+def _sparse(docstore: DocumentStore, ids: np.ndarray, path: Path | None) -> SparseIndex:
+    """BM25 over ``ids``: the postings kept beside the store, caught up by id, or built from
+    the stored terms (and kept) when there are none or a tenth of them changed."""
+    if path is not None and path.is_file():
+        try:
+            sparse = SparseIndex.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("rebuilding BM25: the kept postings are unusable (%s)", exc)
+        else:
+            kept = sparse.ids()
+            stale, missing = np.setdiff1d(kept, ids), np.setdiff1d(ids, kept)
+            if (len(stale) + len(missing)) * 10 <= max(len(ids), 1):
+                for chunk_id in stale.tolist():
+                    sparse.remove(chunk_id)
+                for chunk_id, terms in docstore.terms(missing):
+                    sparse.add(chunk_id, terms)
+                log.info("BM25: kept postings loaded, -%d +%d chunks", len(stale), len(missing))
+                return sparse
+    sparse = SparseIndex.build(docstore.terms())
+    if path is not None:
+        sparse.save(path)
+    return sparse
 
 
 def _build_params(kind: IndexKind, params: VectorParams) -> dict:

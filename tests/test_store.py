@@ -321,3 +321,35 @@ def test_the_int8_encoder_stays_close_and_switching_to_it_embeds_again(small_set
     again = open_index(int8, quantised)
     assert again.docstore.meta("params")["embedding_precision"] == "int8"
     assert not set(again.chunks) & set(first.chunks)  # every chunk embedded anew
+
+
+def test_bm25_postings_are_kept_and_caught_up_at_load(small_settings, encoder, caplog, tmp_path):
+    corpus = tmp_path / "many"
+    corpus.mkdir()
+    for n in range(12):
+        (corpus / f"{n}.txt").write_text(f"Note {n}\n\nThe harbour log lists {n} storms.\n")
+    small_settings = small_settings.model_copy(update={"corpus_dir": corpus})
+    store = open_index(small_settings, encoder)
+    kept = small_settings.index_dir / "bm25.npz"
+    assert kept.is_file()
+    library = Library.from_settings(small_settings, encoder)
+    library.add([(text_doc("tides.txt", "Tides\n\nThe tide gauge was installed in 1911."), "t")])
+    assert len(store.chunks) >= 10  # one new chunk is under a tenth: caught up, not rebuilt
+    with caplog.at_level("INFO", logger="rag.store"):
+        cached = IndexStore.load(store.docstore)
+    assert "kept postings loaded, -0 +1" in caplog.text
+    fresh = IndexStore.load(store.docstore, cache=False)
+    assert sorted(cached.sparse.ids().tolist()) == sorted(fresh.chunks)
+    for query in ("tide gauge installed", "harbour storms", "note 7"):
+        got, want = cached.sparse.search(query, 5), fresh.sparse.search(query, 5)
+        assert len(want[1])
+        assert got[1].tolist() == want[1].tolist()
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    kept.write_bytes(b"not an npz file")
+    with caplog.at_level("WARNING", logger="rag.store"):
+        again = IndexStore.load(store.docstore)
+    assert "rebuilding BM25" in caplog.text
+    assert (
+        again.sparse.search("tide gauge", 3)[1].tolist()
+        == fresh.sparse.search("tide gauge", 3)[1].tolist()
+    )
