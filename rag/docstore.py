@@ -182,10 +182,8 @@ class DocumentStore:
 
     def set_meta(self, **values: object) -> None:
         with self._transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                [(k, json.dumps(v)) for k, v in values.items()],
-            )
+            rows = [(k, json.dumps(v)) for k, v in values.items()]
+            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows)
 
     def records(self, doc_ids: Sequence[str] | None = None) -> list[DocumentRecord]:
         """Metadata of every document (or of these), in doc_id order."""
@@ -261,39 +259,28 @@ class DocumentStore:
         """(id, doc_id, start, end) of every chunk in id order."""
         yield from self._conn().execute('SELECT id, doc_id, start, "end" FROM chunks ORDER BY id')
 
-    def terms(self, ids: np.ndarray | None = None) -> Iterator[tuple[int, list[str]]]:
-        """(id, BM25 terms) of every chunk (or of these), in id order."""
-        conn = self._conn()
+    def _column(self, column: str, ids: np.ndarray | None) -> Iterator[tuple[int, object]]:
+        """(id, column) of every chunk in id order, or of these ids."""
+        sql = f"SELECT id, {column} FROM chunks"
         if ids is None:
-            rows = conn.execute("SELECT id, terms FROM chunks ORDER BY id")
-        else:
-            rows = (
-                r
-                for i in range(0, len(ids), 500)
-                for r in conn.execute(
-                    f"SELECT id, terms FROM chunks WHERE id IN ({','.join('?' * len(ids[i : i + 500]))})",
-                    [int(x) for x in ids[i : i + 500]],
-                )
-            )
-        for id_, terms in rows:
-            yield id_, terms.split()
+            yield from self._conn().execute(sql + " ORDER BY id")
+            return
+        for i in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
+            part = [int(x) for x in ids[i : i + 500]]
+            marks = ",".join("?" * len(part))
+            yield from self._conn().execute(f"{sql} WHERE id IN ({marks}) ORDER BY id", part)
+
+    def terms(self, ids: np.ndarray | None = None) -> Iterator[tuple[int, list[str]]]:
+        """(id, BM25 terms) of every chunk (or of these)."""
+        for id_, terms in self._column("terms", ids):
+            yield id_, str(terms).split()
 
     def vectors(self, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of every chunk's vector (or of these ids), read as one buffer."""
-        conn = self._conn()
-        if ids is None:
-            rows = conn.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
-        else:
-            rows = []
-            for i in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
-                part = [int(x) for x in ids[i : i + 500]]
-                rows += conn.execute(
-                    f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(part))})",
-                    part,
-                ).fetchall()
+        rows = list(self._column("vector", ids))
         found = np.array([r[0] for r in rows], dtype=np.int64)
-        dim = len(rows[0][1]) // 4 if rows else int(self.meta("embedding_dimension") or 384)
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim)
+        dim = len(rows[0][1]) // 4 if rows else int(self.meta("embedding_dimension") or 384)  # type: ignore[arg-type]
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim)  # type: ignore[misc]
         return found, matrix
 
     def changed_since(self, generation: int) -> set[str]:
