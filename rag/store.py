@@ -20,7 +20,7 @@ from embeddings.vector_index import IndexFileError, IndexKind, VectorIndex
 from embeddings.vector_index import IndexParams as VectorParams
 from rag.chunking import Chunk
 from rag.config import SEED_CORPUS, Settings
-from rag.docstore import DocumentStore, StoredChunk, StoreError
+from rag.docstore import DocumentStore, StoreError
 from rag.documents import CorpusError, Document, file_hashes
 from rag.library import Library
 from rag.sparse import SparseIndex
@@ -108,14 +108,15 @@ class IndexStore:
             generation = docstore.generation()
             documents = {d.doc_id: d for d in docstore.documents()}
             chunks = {
-                i: Chunk(doc_id, start, end, documents[doc_id].text[start:end])
+                i: _chunk(documents, doc_id, start, end)
                 for i, doc_id, start, end in docstore.chunk_rows()
             }
             ids = np.fromiter(chunks, dtype=np.int64, count=len(chunks))
             sparse = _sparse(docstore, ids, docstore.path.with_name("bm25.npz") if cache else None)
             path = docstore.path.with_name(f"vectors-{kind}.faiss") if cache else None
             if dense is not None:
-                vectors = _synced(dense, docstore, ids)
+                _catch_up(dense, docstore, ids)
+                vectors = dense
             else:
                 vectors = _cached_vectors(docstore, path, kind, params, ids)
             if vectors is None:
@@ -155,7 +156,7 @@ class IndexStore:
             documents.pop(doc_id, None)
         documents.update((d.doc_id, d) for d in fresh_docs)
         for s in stored:
-            chunks[s.id] = _chunk(s, documents)
+            chunks[s.id] = _chunk(documents, s.doc_id, s.start, s.end)
             self.sparse.add(s.id, s.terms)
             self._by_doc.setdefault(s.doc_id, []).append(s.id)
         if stored:
@@ -187,29 +188,27 @@ def _cached_vectors(
         return None
     if built != _build_params(kind, params):
         return None
-    kept = vectors.ids()
-    stale, missing = np.setdiff1d(kept, ids), np.setdiff1d(ids, kept)
-    vectors.remove(stale.tolist())
-    if len(missing):
-        found, matrix = docstore.vectors(missing)
-        vectors.add(matrix, found)
-    if len(stale) or len(missing):
+    if _catch_up(vectors, docstore, ids):
         _save_vectors(vectors, path)
-    log.info("%s index: kept one loaded, -%d +%d vectors", kind, len(stale), len(missing))
+    log.info("%s index: kept one loaded", kind)
     return vectors
 
 
-def _synced(dense: DenseIndex, docstore: DocumentStore, ids: np.ndarray) -> DenseIndex:
-    """``dense`` holding exactly ``ids``: what the store no longer has deleted, what it lacks
-    added (chunk ids are never reused, so an id kept is a vector still right)."""
-    kept = dense.ids()
-    stale, missing = np.setdiff1d(kept, ids), np.setdiff1d(ids, kept)
+def _difference(kept: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids kept that the store no longer has, the store's ids not kept)."""
+    return np.setdiff1d(kept, ids), np.setdiff1d(ids, kept)
+
+
+def _catch_up(dense: DenseIndex, docstore: DocumentStore, ids: np.ndarray) -> int:
+    """Make ``dense`` hold exactly ``ids``: what the store no longer has deleted, what it lacks
+    added (chunk ids are never reused, so an id kept is a vector still right); how many moved."""
+    stale, missing = _difference(dense.ids(), ids)
     dense.remove(stale.tolist())
     for i in range(0, len(missing), 10_000):
         found, matrix = docstore.vectors(missing[i : i + 10_000])
         dense.add(matrix, found)
     log.info("dense index in step with the store: -%d +%d vectors", len(stale), len(missing))
-    return dense
+    return len(stale) + len(missing)
 
 
 def _sparse(docstore: DocumentStore, ids: np.ndarray, path: Path | None) -> SparseIndex:
@@ -221,8 +220,7 @@ def _sparse(docstore: DocumentStore, ids: np.ndarray, path: Path | None) -> Spar
         except (OSError, ValueError, KeyError) as exc:
             log.warning("rebuilding BM25: the kept postings are unusable (%s)", exc)
         else:
-            kept = sparse.ids()
-            stale, missing = np.setdiff1d(kept, ids), np.setdiff1d(ids, kept)
+            stale, missing = _difference(sparse.ids(), ids)
             if (len(stale) + len(missing)) * 10 <= max(len(ids), 1):
                 for chunk_id in stale.tolist():
                     sparse.remove(chunk_id)
@@ -259,8 +257,8 @@ def vector_params(settings: Settings) -> VectorParams:
     return VectorParams(ef_search=settings.hnsw_ef_search, nprobe=settings.ivf_nprobe)
 
 
-def _chunk(s: StoredChunk, documents: dict[str, Document]) -> Chunk:
-    return Chunk(s.doc_id, s.start, s.end, documents[s.doc_id].text[s.start : s.end])
+def _chunk(documents: dict[str, Document], doc_id: str, start: int, end: int) -> Chunk:
+    return Chunk(doc_id, start, end, documents[doc_id].text[start:end])
 
 
 def corpus_of(settings: Settings, docstore: DocumentStore | None = None) -> Path:
