@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from embeddings.onnx_session import cpu_session
+
 MODEL_FILE = "model.onnx"
 # Weights int8 per channel (activations quantised on the fly): 1.6x faster to embed, and
 # squad-retrieval's hit@5 .615 against .614 in fp32 (docs/studies/int8-encoder.md).
@@ -37,19 +39,12 @@ class OnnxEncoderModel:
         cls, onnx_dir: str | Path, threads: int | None = None, precision: str = "fp32"
     ) -> OnnxEncoderModel:
         """The folder ``export_encoder`` wrote; ``precision`` fp32 or int8."""
-        import onnxruntime as ort
-
         folder = Path(onnx_dir)
         model_file = folder / (INT8_FILE if precision == "int8" else MODEL_FILE)
         if not model_file.is_file():
             raise FileNotFoundError(f"{model_file} is missing: run `verbatim export-onnx` first")
         meta = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.enable_cpu_mem_arena = False  # an arena keeps the largest batch's memory for good
-        if threads:
-            options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        session = cpu_session(model_file, threads)
         return cls(session, folder / "tokenizer.json", meta["max_tokens"], meta["dimension"])
 
     def count_tokens(self, texts: list[str]) -> list[int]:

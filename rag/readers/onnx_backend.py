@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from embeddings.onnx_session import cpu_session
+
 log = logging.getLogger(__name__)
 
 ONNX_DIR = "onnx"
@@ -32,20 +34,12 @@ class OnnxBackend:
     @classmethod
     def load(cls, folder: str | Path, precision: str, threads: int | None = None) -> OnnxBackend:
         """The folder's exported model (``verbatim export-onnx``) at ``precision``."""
-        import onnxruntime as ort
-
         path = onnx_path(folder, precision)
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path} is missing: run `verbatim export-onnx --model {folder}` first"
             )
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.enable_cpu_mem_arena = False  # an arena keeps the largest batch's memory for good
-        if threads:
-            options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return cls(session)
+        return cls(cpu_session(path, threads))
 
     def forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         start, end = self.session.run(list(OUTPUTS), {k: batch[k] for k in self.inputs})
