@@ -21,6 +21,7 @@ from typing import Any, get_args
 from eval.bench_load import client_counts, duration, run_load, warmup_duration
 from eval.metrics import percentile
 from eval.questions import DEV_QUESTIONS, QuestionFileError, load_questions
+from rag.cli import at_least
 from rag.config import ReaderKind, Settings, get_settings, with_overrides
 
 EXIT_FAIL, EXIT_USAGE = 1, 2
@@ -212,13 +213,6 @@ def handler(args: argparse.Namespace) -> int:
     return run_in_process(settings, questions, args)
 
 
-def _positive_int(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench`` subcommand (the ``verbatim.commands`` entry point)."""
     p = subparsers.add_parser(
@@ -228,16 +222,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--questions", type=Path, default=DEV_QUESTIONS, help="JSONL question set")
-    p.add_argument("--limit", type=_positive_int, default=None, help="use the first N questions")
-    p.add_argument("--repeat", type=_positive_int, default=1, help="passes over the questions")
+    p.add_argument("--limit", type=at_least(1), default=None, help="use the first N questions")
+    p.add_argument("--repeat", type=at_least(1), default=1, help="passes over the questions")
     p.add_argument("--warmup", type=int, default=3, help="untimed questions asked first")
     p.add_argument(
-        "--repeat-ingest", type=_positive_int, default=3, help="index builds to time (in-process)"
+        "--repeat-ingest", type=at_least(1), default=3, help="index builds to time (in-process)"
     )
     p.add_argument("--reader", choices=get_args(ReaderKind), default=None, help="(in-process)")
     p.add_argument("--url", default=None, help="time POST URL/ask of a running service instead")
     p.add_argument(
-        "--concurrency", type=_positive_int, default=None, help="requests at a time (with --url)"
+        "--concurrency", type=at_least(1), default=None, help="requests at a time (with --url)"
     )
     p.add_argument("--timeout", type=float, default=120.0, help="HTTP timeout (s, with --url)")
     p.add_argument(
@@ -256,7 +250,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="unmeasured load before each count",
     )
     p.add_argument(
-        "--server-pid", type=_positive_int, default=None, help="read the server's RSS from /proc"
+        "--server-pid", type=at_least(1), default=None, help="read the server's RSS from /proc"
     )
     p.add_argument(
         "--compare",

@@ -43,6 +43,7 @@ from eval.scale_corpus import (
 )
 from eval.scale_store import build_store, cold_load
 from eval.squad_retrieval import first_hit
+from rag.cli import at_least
 from rag.config import PROJECT_ROOT, IndexChoice, Settings, get_settings
 from rag.docstore import FILENAME
 from rag.library import Library
@@ -272,16 +273,6 @@ def chunk_sizes(value: str) -> list[int]:
     return sorted(set(sizes))
 
 
-def _count(low: int):
-    def parse(value: str) -> int:
-        n = int(value)
-        if n < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}")
-        return n
-
-    return parse
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench-scale`` subcommand (the ``verbatim.commands`` entry point)."""
     p = subparsers.add_parser(
@@ -298,15 +289,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="corpus folders and stores (kept: a rerun resumes)",
     )
     p.add_argument("--index-kind", choices=get_args(IndexChoice), default=None)
-    p.add_argument("--questions", type=_count(1), default=200, help="questions asked (whole ask)")
+    p.add_argument("--questions", type=at_least(1), default=200, help="questions asked (whole ask)")
     p.add_argument(
         "--search-questions",
-        type=_count(1),
+        type=at_least(1),
         default=1000,
         help="questions searched (retrieval latency, hit@5, recall@10)",
     )
     p.add_argument(
-        "--add-pages", type=_count(0), default=20, help="pages of the added document (0: none)"
+        "--add-pages", type=at_least(0), default=20, help="pages of the added document (0: none)"
     )
     p.add_argument("--seed", type=int, default=SEED, help="corpus shuffle and question sample")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")

@@ -131,6 +131,19 @@ def add_reader_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", choices=get_args(ReaderKind), default=None)
 
 
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``low``."""
+
+    def parse(value: str) -> int:
+        n = int(value)
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}")
+        return n
+
+    parse.__name__ = "count"  # argparse names the type in "invalid count value: 'x'"
+    return parse
+
+
 def bounded(name: str) -> Callable[[str], int]:
     """An argparse type: a whole number within the bounds of the ``Settings`` field ``name``."""
     low, high = field_bounds(name)
