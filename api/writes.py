@@ -111,15 +111,11 @@ class Writes:
         )
 
     def _conflicts(self, documents: list[tuple[Document, str]]) -> None:
-        stored = self.store.origins()
-        for doc, _ in documents:
-            if doc.doc_id in stored and stored[doc.doc_id][1] != doc.content_hash:
-                raise ApiError(
-                    409,
-                    "document_exists",
-                    f"a document with the id {doc.doc_id!r} exists: replace it with "
-                    f"PUT /documents/{doc.doc_id}",
-                )
+        """What :meth:`Library.add` would refuse, refused before a job is queued."""
+        try:
+            self.library().check(documents)
+        except DocumentConflict as exc:
+            raise ApiError(409, "document_exists", str(exc)) from None
 
     async def add(self, request: Request) -> tuple[int, WriteResult]:
         """POST /documents: (status, body). 201 when written and searchable, 200 when every

@@ -129,16 +129,11 @@ class Library:
         """Add ``(document, source name)`` pairs. A document whose bytes are already stored
         (same sha256) is left as it is; an id in use is :class:`DocumentConflict` unless
         ``replace``. All or nothing: one transaction for the lot."""
-        ids = [doc.doc_id for doc, _ in documents]
-        if len(set(ids)) < len(ids):
-            twice = next(i for i in ids if ids.count(i) > 1)
-            raise DocumentConflict(f"two documents have the id {twice!r}: give each its own")
-        existing = self.store.origins()
+        existing = self.check(documents, replace)
         by_sha = self.store.sha256s()
         changes: list[Change] = []
         todo: list[tuple[Document, Origin, str]] = []
         for doc, source in documents:
-            check_doc_id(doc.doc_id)
             same = existing.get(doc.doc_id)
             if same is not None and same[1] == doc.content_hash:
                 changes.append(Change(doc.doc_id, doc.title, "unchanged", -1))
@@ -146,11 +141,6 @@ class Library:
             if same is None and doc.content_hash in by_sha and origin == "upload":
                 changes.append(Change(by_sha[doc.content_hash], doc.title, "unchanged", -1))
                 continue
-            if same is not None and not replace:
-                raise DocumentConflict(
-                    f"a document with the id {doc.doc_id!r} exists: replace it with "
-                    f"PUT /documents/{doc.doc_id} (or `verbatim add --replace`)"
-                )
 
             todo.append((doc, origin, source))
             by_sha[doc.content_hash] = doc.doc_id
@@ -164,6 +154,27 @@ class Library:
             Change(c.doc_id, c.title, c.status, counts.get(c.doc_id, 0)) if c.chunks < 0 else c
             for c in changes
         ]
+
+    def check(
+        self, documents: Sequence[tuple[Document, str]], replace: bool = False
+    ) -> dict[str, tuple[Origin, str]]:
+        """Refuse, before any work, what :meth:`add` would: an unusable id, two documents with
+        one id, an id in use with other bytes (unless ``replace``); the stored origins."""
+        ids = [doc.doc_id for doc, _ in documents]
+        if len(set(ids)) < len(ids):
+            twice = next(i for i in ids if ids.count(i) > 1)
+            raise DocumentConflict(f"two documents have the id {twice!r}: give each its own")
+        for doc_id in ids:
+            check_doc_id(doc_id)
+        existing = self.store.origins()
+        for doc, _ in documents:
+            same = existing.get(doc.doc_id)
+            if same is not None and same[1] != doc.content_hash and not replace:
+                raise DocumentConflict(
+                    f"a document with the id {doc.doc_id!r} exists: replace it with "
+                    f"PUT /documents/{doc.doc_id} (or `verbatim add --replace`)"
+                )
+        return existing
 
     def replace(self, doc: Document, source: str, progress: Progress | None = None) -> Change:
         """Replace an existing document (:class:`UnknownDocument` when there is none)."""
