@@ -52,10 +52,7 @@ class Writes:
 
     def library(self) -> Library:
         if self._library is None:
-            s = self.settings
-            self._library = Library(
-                self.store, self.pipeline.encoder, s.chunk_tokens, s.chunk_overlap_tokens
-            )
+            self._library = Library.from_settings(self.settings, self.pipeline.encoder, self.store)
         return self._library
 
     def close(self) -> None:

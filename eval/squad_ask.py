@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval.metrics import percentile
-from eval.squad_retrieval import Probe, write_corpus
+from eval.squad_retrieval import Probe, attributed, write_corpus
 from rag.answer import Answer
 from rag.cli import bounded
 from rag.config import get_settings
@@ -112,6 +112,8 @@ def handler(args: argparse.Namespace) -> int:
         probes = sample(
             write_corpus(corpus, base.qa_data_dir, unanswerable=True), args.limit, args.seed
         )
+        if args.attribute:
+            probes = attributed(probes)
         settings = base.model_copy(update={"corpus_dir": corpus, "index_dir": Path(tmp) / "index"})
         pipe = AskPipeline(settings)
         pipe.warm_up()
@@ -149,6 +151,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_second_pass_values,
         default=None,
         help="values of second_pass_top_k to compare (comma list; default: 0 and the setting)",
+    )
+    p.add_argument(
+        "--attribute",
+        action="store_true",
+        help="ask each question naming its article ('According to the <title> article, ...')",
     )
     p.set_defaults(func=handler)
 

@@ -13,7 +13,7 @@ import argparse
 import re
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rag.cli import bounded
@@ -54,6 +54,35 @@ def write_corpus(folder: Path, data_dir: Path, unanswerable: bool = False) -> li
     return probes
 
 
+# Ways a reader names the article a question is about ("according to the Al Jazeera report").
+ATTRIBUTIONS = (
+    "According to the {title} article, {question}",
+    "In the article on {title}, {question}",
+    "{question} (from the {title} article)",
+)
+
+
+def attributed(probes: list[Probe]) -> list[Probe]:
+    """Each probe asked naming its article, the templates of :data:`ATTRIBUTIONS` in turn."""
+    out = []
+    for n, p in enumerate(probes):
+        template = ATTRIBUTIONS[n % len(ATTRIBUTIONS)]
+        q = p.question.strip()
+        if template.startswith("{question}"):
+            q = q.rstrip("?").rstrip()
+        elif q:
+            q = q[0].lower() + q[1:]
+        title = p.article.replace("_", " ")
+        out.append(
+            replace(
+                p,
+                question=template.format(title=title, question=q).rstrip()
+                + "?" * template.endswith(")"),
+            )
+        )
+    return out
+
+
 def first_hit(pipe: AskPipeline, probe: Probe, mode: str, k: int) -> int | None:
     """Rank (1-based) of the first passage inside the probe's paragraph holding an answer."""
     for rank, p in enumerate(pipe.search(probe.question, mode=mode, top_k=k), start=1):  # type: ignore[arg-type]
@@ -70,6 +99,8 @@ def handler(args: argparse.Namespace) -> int:
         corpus = Path(tmp) / "corpus"
         corpus.mkdir()
         probes = write_corpus(corpus, base.qa_data_dir)[: args.limit or None]
+        if args.attribute:
+            probes = attributed(probes)
         k = args.k or base.top_k
         settings = base.model_copy(
             update={"corpus_dir": corpus, "index_dir": Path(tmp) / "index", "merge_passages": False}
@@ -100,6 +131,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
     p.add_argument(
         "--k", type=bounded("top_k"), default=None, help="passages per question (default: top_k)"
+    )
+    p.add_argument(
+        "--attribute",
+        action="store_true",
+        help="ask each question naming its article ('According to the <title> article, ...')",
     )
     p.set_defaults(func=handler)
 

@@ -21,6 +21,19 @@ class Chunk:
     text: str
 
 
+def searched_text(chunk: Chunk, title: str, context: str = "none") -> str:
+    """What ``chunk`` is embedded and BM25-indexed as: its text, after its document's ``title``
+    with ``context="title"`` (unless the chunk already starts with the title)."""
+    title = " ".join(title.split())
+    if (
+        context == "none"
+        or not title
+        or " ".join(chunk.text[: len(title) * 2].split()).startswith(title)
+    ):
+        return chunk.text
+    return f"{title}\n{chunk.text}"
+
+
 def _word_pieces(text: str, start: int, end: int, n_pieces: int) -> list[tuple[int, int]]:
     """Cut an over-long sentence at whitespace into about ``n_pieces`` equal parts."""
     target = max(1, (end - start) // n_pieces)

@@ -26,6 +26,9 @@ ReaderRuntime = Literal["auto", "torch", "onnx"]
 # passage: read each retrieved passage whole; sentences: only its best-matching sentences and
 # their neighbours (rag.passages.focus_sentences; docs/studies/reading-context.md).
 ReadingContext = Literal["passage", "sentences"]
+# What each chunk is searched by (embedded and BM25-indexed) besides its own text: none, or its
+# document's title before it (the reader still reads and cites the chunk alone).
+ChunkContext = Literal["none", "title"]
 
 
 class Settings(BaseSettings):
@@ -63,6 +66,9 @@ class Settings(BaseSettings):
     # Chunking (sizes in the embedding model's tokens)
     chunk_tokens: int = Field(100, ge=16)
     chunk_overlap_tokens: int = Field(30, ge=0)
+    # title: a question that names the document (or its topic) finds chunks that do not repeat
+    # it (docs/studies/chunk-context.md); changing it embeds every stored document again.
+    chunk_context: ChunkContext = "none"
 
     # Retrieval
     retrieval_mode: RetrievalMode = "hybrid"

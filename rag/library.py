@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Literal
 
 from embeddings.encoder import Encoder
-from rag.chunking import Chunker
-from rag.config import Settings
+from rag.chunking import Chunker, searched_text
+from rag.config import ChunkContext, Settings
 from rag.docstore import DocumentStore, NewChunk, Origin, Put
 from rag.documents import Document, corpus_files, file_hashes, read_document
 from rag.sparse import terms_of
@@ -80,20 +80,26 @@ class Library:
         chunk_tokens: int = 100,
         chunk_overlap_tokens: int = 30,
         batch_size: int = 64,
+        chunk_context: ChunkContext = "none",
     ):
         self.store = store
         self.encoder = encoder
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap_tokens = chunk_overlap_tokens
+        self.chunk_context = chunk_context  # what besides its text a chunk is searched by
         self.batch_size = batch_size  # chunks embedded per step (how often progress moves)
 
     @classmethod
-    def from_settings(cls, settings: Settings, encoder: Encoder) -> Library:
+    def from_settings(
+        cls, settings: Settings, encoder: Encoder, store: DocumentStore | None = None
+    ) -> Library:
+        """The library of ``store`` (default: the one in ``settings.index_dir``)."""
         return cls(
-            DocumentStore.in_folder(settings.index_dir),
+            store or DocumentStore.in_folder(settings.index_dir),
             encoder,
             settings.chunk_tokens,
             settings.chunk_overlap_tokens,
+            chunk_context=settings.chunk_context,
         )
 
     def _puts(
@@ -103,7 +109,11 @@ class Library:
         all of them are embedded together, ``batch_size`` at a time."""
         chunker = Chunker(self.encoder.count_tokens, self.chunk_tokens, self.chunk_overlap_tokens)
         chunked = [chunker.chunk(doc) for doc, _, _ in items]
-        texts = [c.text for chunks in chunked for c in chunks]
+        texts = [
+            searched_text(c, doc.title, self.chunk_context)
+            for (doc, _, _), chunks in zip(items, chunked, strict=True)
+            for c in chunks
+        ]
         vectors: list = []
         for i in range(0, len(texts), self.batch_size):
             vectors.extend(self.encoder.encode(texts[i : i + self.batch_size]))

@@ -58,11 +58,18 @@ class IndexParams:
     chunk_tokens: int
     chunk_overlap_tokens: int
     embedding_precision: str = "fp32"
+    chunk_context: str = "none"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IndexParams:
         s = settings
-        return cls(s.embedding_model, s.chunk_tokens, s.chunk_overlap_tokens, s.embedding_precision)
+        return cls(
+            s.embedding_model,
+            s.chunk_tokens,
+            s.chunk_overlap_tokens,
+            s.embedding_precision,
+            s.chunk_context,
+        )
 
 
 class IndexStore:
@@ -321,8 +328,8 @@ def update_store(settings: Settings, encoder: Encoder, rebuild: bool = False) ->
     params = asdict(IndexParams.from_settings(settings))
     records = docstore.records()
     built = docstore.meta("params")
-    if isinstance(built, dict):  # stores from before the precision was recorded were fp32
-        built = {"embedding_precision": "fp32", **built}
+    if isinstance(built, dict):  # older stores: fp32 vectors of the chunk text alone
+        built = {"embedding_precision": "fp32", "chunk_context": "none", **built}
     if records and built not in (None, params):
         message = f"the index was built with {docstore.meta('params')}, not {params}"
         if refuse:

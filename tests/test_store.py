@@ -353,3 +353,30 @@ def test_bm25_postings_are_kept_and_caught_up_at_load(small_settings, encoder, c
         again.sparse.search("tide gauge", 3)[1].tolist()
         == fresh.sparse.search("tide gauge", 3)[1].tolist()
     )
+
+
+def test_title_context_makes_every_chunk_findable_by_its_document_title(small_settings, encoder):
+    def found(store: IndexStore, query: str) -> set:
+        hits = store.sparse.search(query, 10)[1].tolist()
+        return {(store.chunks[i].doc_id, store.chunks[i].start) for i in hits if i in store.chunks}
+
+    plain = open_index(small_settings, encoder)
+    a_chunks = {(c.doc_id, c.start) for c in plain.chunks.values() if c.doc_id == "a.txt"}
+    untitled = {k for k in a_chunks if not plain.documents["a.txt"].text[k[1] :].startswith("Harb")}
+    assert untitled and not untitled & found(plain, "harbour")  # the title is in chunk 1 only
+
+    titled = open_index(small_settings.model_copy(update={"chunk_context": "title"}), encoder)
+    assert titled.docstore.meta("params")["chunk_context"] == "title"  # embedded again
+    assert sorted(titled.chunks.values(), key=str) == sorted(plain.chunks.values(), key=str)
+    assert untitled <= found(titled, "harbour")  # read and cited as before, found by the title
+
+
+def test_searched_text_puts_the_title_before_a_chunk_that_lacks_it():
+    from rag.chunking import Chunk, searched_text
+
+    first = Chunk("d", 0, 25, "Harbour  Notes\n\nThe light")
+    later = Chunk("d", 40, 60, "It was designed by")
+    assert searched_text(later, "Harbour Notes", "none") == later.text
+    assert searched_text(later, "Harbour Notes", "title") == "Harbour Notes\nIt was designed by"
+    assert searched_text(first, "Harbour Notes", "title") == first.text  # no title twice
+    assert searched_text(later, "  ", "title") == later.text
