@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from embeddings.encoder import Encoder
 from rag.answer import Answer, Citation, Passage, Timings
+from rag.attribution import split_attribution
 from rag.config import RetrievalMode, Settings, get_settings
 from rag.documents import Document
 from rag.passages import focus_sentences, merge_adjacent
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 ASK_TIME_SETTINGS = frozenset(
     ["retrieval_mode", "top_k", "second_pass_top_k", "candidates", "fusion", "rrf_k"]
     + ["dense_weight", "bm25_weight", "merge_passages"]
-    + ["reading_context", "reading_context_sentences"]
+    + ["reading_context", "reading_context_sentences", "attribution"]
 )
 
 
@@ -189,21 +190,24 @@ class AskPipeline:
                 [max(k, depth) for *_, k in todo],
                 [m for _, _, m, _ in todo],
             )
+            read_as = [self._reading_question(q) for _, q, _, _ in todo]
             passages = [
-                self._passages(h[:k], q) for h, (_, q, _, k) in zip(hits, todo, strict=True)
+                self._passages(h[:k], q) for h, q, (*_, k) in zip(hits, read_as, todo, strict=True)
             ]
             t1 = time.perf_counter()
             readings = self.reader.read_many(
-                [(q, p, 0) for (_, q, _, _), p in zip(todo, passages, strict=True)]
+                [(q, p, 0) for q, p in zip(read_as, passages, strict=True)]
             )
             again = []  # (position in todo, the passages the deeper ranking adds)
-            for n, (reading, h, (_, q, _, k)) in enumerate(zip(readings, hits, todo, strict=True)):
+            for n, (reading, h, q, (*_, k)) in enumerate(
+                zip(readings, hits, read_as, todo, strict=True)
+            ):
                 if reading.abstain and len(h) > k:
                     added = [p for p in self._passages(h, q) if p not in passages[n]]
                     if added:
                         again.append((n, added))
             if again:
-                items = [(todo[n][1], added, len(passages[n])) for n, added in again]
+                items = [(read_as[n], added, len(passages[n])) for n, added in again]
                 for (n, added), more in zip(again, self.reader.read_many(items), strict=True):
                     readings[n] = combine_readings(readings[n], more, passages[n], added)
                     passages[n] = passages[n] + added
@@ -216,6 +220,13 @@ class AskPipeline:
             for (i, question, _, _), reading, read in zip(todo, readings, passages, strict=True):
                 out[i] = self._answer(question, reading, read, timings)
         return out  # type: ignore[return-value]
+
+    def _reading_question(self, question: str) -> str:
+        """What the reader reads: the question, without a phrase naming its document when
+        ``attribution`` is ``drop`` (the passage rarely repeats its document's name)."""
+        if self.settings.attribution == "drop":
+            return split_attribution(question).core
+        return question
 
     def _answer(
         self, question: str, reading: Reading, passages: list[Passage], timings: Timings
