@@ -1,6 +1,7 @@
 """A phrase that names the document a question is about ("According to the Al Jazeera report,
 ...", "... (from the article on Lavrov's visit)"): found so that the reader reads the question
-without it, because the passage holding the answer rarely repeats its document's name.
+without it, because the passage holding the answer rarely repeats its document's name, and so
+that retrieval can prefer the documents it names.
 
 Only a phrase whose head is a kind of document (article, report, story, ...) is one: "according
 to Oxfam" or "according to the census" ask what a source in the text says and are kept.
@@ -10,9 +11,12 @@ Contract: ``question == core`` when nothing is found, and ``core`` keeps a conte
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rag.chunking import Chunk
 from rag.readers.words import content_words
+from rag.sparse import SparseIndex, terms_of
 
 # Kinds of document a question may name its source by (the head noun of the phrase).
 DOCUMENT_NOUNS = (
@@ -39,6 +43,8 @@ _PHRASE = (
     r"(?:the|a|an|this|that|its|their)?\s*[^,;?()]{0,80}?\b" + _NOUN + r"\b"
     r"(?:\s+(?:on|about|by|from|in|of)\s+[^,;?()]{1,80}?)?"
 )
+# Words of the frame, not of the name ("according to the ... report").
+_FRAME = frozenset(terms_of([" ".join(DOCUMENT_NOUNS) + " according reported per"])[0])
 _LEADING = re.compile(r"^\s*" + _LEAD + r"\s+" + _PHRASE + r"\s*,\s*(?P<core>.+)$", re.I | re.S)
 _TRAILING = re.compile(
     r"^(?P<core>.+?)\s*(?:,\s*|\(\s*)" + _LEAD + r"\s+" + _PHRASE + r"\s*\)?\s*(?P<end>[?.!]?)\s*$",
@@ -68,3 +74,15 @@ def split_attribution(question: str) -> Attributed:
             cut = question.replace(m.group("core"), "", 1).strip(" ,()?.!")
             return Attributed(question, core[0].upper() + core[1:], cut)
     return Attributed(question, question, None)
+
+
+def named_documents(phrase: str, sparse: SparseIndex, chunks: Mapping[int, Chunk]) -> set[str]:
+    """The documents whose chunks hold every word of the name in ``phrase`` ("Al Jazeera" of
+    "according to the Al Jazeera report"), by the BM25 index's terms; empty when none does."""
+    named: set[str] | None = None
+    for term in set(terms_of([phrase])[0]) - _FRAME:
+        held = {chunks[i].doc_id for i in sparse.ids_with(term).tolist() if i in chunks}
+        named = held if named is None else named & held
+        if not named:
+            return set()
+    return named or set()

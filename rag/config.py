@@ -29,9 +29,11 @@ ReadingContext = Literal["passage", "sentences"]
 # What each chunk is searched by (embedded and BM25-indexed) besides its own text: none, or its
 # document's title before it (the reader still reads and cites the chunk alone).
 ChunkContext = Literal["none", "title"]
-# read: the reader reads the question as asked; drop: without a phrase that names its document
-# ("according to the X report, ..."; rag.attribution), which retrieval still searches with.
-Attribution = Literal["read", "drop"]
+# A phrase of the question that names its document ("according to the X report, ...";
+# rag.attribution). read: kept everywhere; drop: the reader reads the question without it,
+# retrieval searches with it; scope: retrieval searches without it too, preferring the
+# documents that hold its name (as drop when none or all do).
+Attribution = Literal["read", "drop", "scope"]
 
 
 class Settings(BaseSettings):
@@ -90,7 +92,7 @@ class Settings(BaseSettings):
     # with "sentences" how many sentences around each best match it keeps on either side.
     reading_context: ReadingContext = "passage"
     reading_context_sentences: int = Field(2, ge=0, le=10)
-    attribution: Attribution = "drop"
+    attribution: Attribution = "scope"
 
     # Reading
     reader: ReaderKind = "span"

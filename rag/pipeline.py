@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from embeddings.encoder import Encoder
 from rag.answer import Answer, Citation, Passage, Timings
-from rag.attribution import split_attribution
+from rag.attribution import named_documents, split_attribution
 from rag.config import RetrievalMode, Settings, get_settings
 from rag.documents import Document
 from rag.passages import focus_sentences, merge_adjacent
@@ -31,6 +31,16 @@ ASK_TIME_SETTINGS = frozenset(
 
 class QuestionError(ValueError):
     """The question cannot be asked as it is; the message says why."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What retrieval searches with, what the reader reads, and the documents the question
+    names (retrieval ranks their chunks first; None: no preference)."""
+
+    search: str
+    read: str
+    scope: set[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -185,12 +195,14 @@ class AskPipeline:
             self.store.refresh()
             t0 = time.perf_counter()
             depth = self.settings.second_pass_top_k
+            plans = [self._plan(q) for _, q, _, _ in todo]
             hits = self.retriever.search_many(
-                [q for _, q, _, _ in todo],
+                [p.search for p in plans],
                 [max(k, depth) for *_, k in todo],
                 [m for _, _, m, _ in todo],
+                [p.scope for p in plans],
             )
-            read_as = [self._reading_question(q) for _, q, _, _ in todo]
+            read_as = [p.read for p in plans]
             passages = [
                 self._passages(h[:k], q) for h, q, (*_, k) in zip(hits, read_as, todo, strict=True)
             ]
@@ -221,12 +233,17 @@ class AskPipeline:
                 out[i] = self._answer(question, reading, read, timings)
         return out  # type: ignore[return-value]
 
-    def _reading_question(self, question: str) -> str:
-        """What the reader reads: the question, without a phrase naming its document when
-        ``attribution`` is ``drop`` (the passage rarely repeats its document's name)."""
-        if self.settings.attribution == "drop":
-            return split_attribution(question).core
-        return question
+    def _plan(self, question: str) -> Plan:
+        """How ``attribution`` asks ``question``: see :class:`Plan`."""
+        split = split_attribution(question)
+        if self.settings.attribution == "read" or split.attribution is None:
+            return Plan(question, question)
+        if self.settings.attribution == "scope":
+            assert self.store is not None
+            named = named_documents(split.attribution, self.store.sparse, self.store.chunks)
+            if named and len(named) < len(self.store.documents):
+                return Plan(split.core, split.core, named)
+        return Plan(question, split.core)
 
     def _answer(
         self, question: str, reading: Reading, passages: list[Passage], timings: Timings
@@ -249,7 +266,9 @@ class AskPipeline:
         assert self.retriever is not None and self.store is not None
         with self.store.lock:
             self.store.refresh()
-            return self.retriever.search(query, k, mode or self.settings.retrieval_mode)
+            plan = self._plan(query)
+            mode = mode or self.settings.retrieval_mode
+            return self.retriever.search_many([plan.search], [k], [mode], [plan.scope])[0]
 
     def refresh(self) -> bool:
         """Catch up with the document store now (after a write), waiting for the batch being

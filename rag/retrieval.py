@@ -12,6 +12,9 @@ from embeddings.encoder import Encoder
 from rag.config import Fusion, RetrievalMode, Settings
 from rag.store import IndexStore
 
+# How much deeper than k a query limited to named documents looks for their chunks.
+SCOPE_DEPTH = 4
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -97,10 +100,35 @@ class Retriever:
         return self.search_many([query], [k], [mode])[0]
 
     def search_many(
-        self, queries: list[str], ks: list[int], modes: list[RetrievalMode]
+        self,
+        queries: list[str],
+        ks: list[int],
+        modes: list[RetrievalMode],
+        scopes: list[set[str] | None] | None = None,
     ) -> list[list[Hit]]:
         """Each query's ``k`` best hits under its mode; the queries that need embedding are
-        embedded in one batch (how the service answers concurrent questions)."""
+        embedded in one batch (how the service answers concurrent questions). A query with a
+        scope (document ids) looks ``SCOPE_DEPTH`` times deeper and ranks the hits in those
+        documents first: a preference, so a wrong scope still leaves the best hits."""
+        scopes = scopes or [None] * len(queries)
+        hits = self._search_many(
+            queries, [k * SCOPE_DEPTH if s else k for k, s in zip(ks, scopes, strict=True)], modes
+        )
+        return [
+            h if not scope else self._scoped(h, scope)[:k]
+            for h, k, scope in zip(hits, ks, scopes, strict=True)
+        ]
+
+    def _scoped(self, hits: list[Hit], scope: set[str]) -> list[Hit]:
+        """``hits`` with those in the ``scope`` documents first, each part in its order."""
+        chunks = self.store.chunks
+        inside = [h for h in hits if h.chunk_id in chunks and chunks[h.chunk_id].doc_id in scope]
+        kept = {h.chunk_id for h in inside}
+        return inside + [h for h in hits if h.chunk_id not in kept]
+
+    def _search_many(
+        self, queries: list[str], ks: list[int], modes: list[RetrievalMode]
+    ) -> list[list[Hit]]:
         if unknown := set(modes) - set(get_args(RetrievalMode)):
             raise ValueError(f"unknown retrieval mode {unknown.pop()!r}; use hybrid, dense or bm25")
         dense = [i for i, mode in enumerate(modes) if mode != "bm25"]

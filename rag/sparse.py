@@ -172,6 +172,14 @@ class SparseIndex:
             self._total_length -= self._base.lengths[row]
             self._size -= 1
 
+    def ids_with(self, term: str) -> np.ndarray:
+        """The chunk ids holding ``term`` (an analysed term: see :func:`terms_of`)."""
+        rows, _ = self._base.postings(term)
+        added = self._postings.get(term, {})
+        return np.concatenate(
+            [self._base.ids[rows], np.fromiter(added, dtype=np.int64, count=len(added))]
+        )
+
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, chunk ids) by BM25; empty when no query term is indexed."""
         n, base = self._size, self._base
