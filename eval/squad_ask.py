@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval.metrics import percentile
-from eval.squad_retrieval import Probe, attributed, write_corpus
+from eval.squad_retrieval import Probe, add_attribute_option, attributed, write_corpus
 from rag.answer import Answer
 from rag.cli import bounded
 from rag.config import get_settings
@@ -152,11 +152,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="values of second_pass_top_k to compare (comma list; default: 0 and the setting)",
     )
-    p.add_argument(
-        "--attribute",
-        action="store_true",
-        help="ask each question naming its article ('According to the <title> article, ...')",
-    )
+    add_attribute_option(p)
     p.set_defaults(func=handler)
 
 

@@ -58,7 +58,7 @@ def write_corpus(folder: Path, data_dir: Path, unanswerable: bool = False) -> li
 ATTRIBUTIONS = (
     "According to the {title} article, {question}",
     "In the article on {title}, {question}",
-    "{question} (from the {title} article)",
+    "{question} (from the {title} article)?",
 )
 
 
@@ -73,14 +73,17 @@ def attributed(probes: list[Probe]) -> list[Probe]:
         elif q:
             q = q[0].lower() + q[1:]
         title = p.article.replace("_", " ")
-        out.append(
-            replace(
-                p,
-                question=template.format(title=title, question=q).rstrip()
-                + "?" * template.endswith(")"),
-            )
-        )
+        out.append(replace(p, question=template.format(title=title, question=q)))
     return out
+
+
+def add_attribute_option(p: argparse.ArgumentParser) -> None:
+    """``--attribute``: ask the questions :func:`attributed`."""
+    p.add_argument(
+        "--attribute",
+        action="store_true",
+        help="ask each question naming its article ('According to the <title> article, ...')",
+    )
 
 
 def first_hit(pipe: AskPipeline, probe: Probe, mode: str, k: int) -> int | None:
@@ -132,11 +135,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--k", type=bounded("top_k"), default=None, help="passages per question (default: top_k)"
     )
-    p.add_argument(
-        "--attribute",
-        action="store_true",
-        help="ask each question naming its article ('According to the <title> article, ...')",
-    )
+    add_attribute_option(p)
     p.set_defaults(func=handler)
 
 

@@ -71,8 +71,8 @@ def split_attribution(question: str) -> Attributed:
         if pattern is _TRAILING:
             core = core.rstrip(" ,") + (m.group("end") or "")
         if content_words(core):
-            cut = question.replace(m.group("core"), "", 1).strip(" ,()?.!")
-            return Attributed(question, core[0].upper() + core[1:], cut)
+            phrase = question[: m.start("core")] + question[m.end("core") :]
+            return Attributed(question, core[0].upper() + core[1:], phrase.strip(" ,()?.!"))
     return Attributed(question, question, None)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rag.config import ChunkContext
 from rag.documents import Document
 from rag.sentences import split_sentences, strip_spans
 
@@ -21,7 +22,7 @@ class Chunk:
     text: str
 
 
-def searched_text(chunk: Chunk, title: str, context: str = "none") -> str:
+def searched_text(chunk: Chunk, title: str, context: ChunkContext = "none") -> str:
     """What ``chunk`` is embedded and BM25-indexed as: its text, after its document's ``title``
     with ``context="title"`` (unless the chunk already starts with the title)."""
     title = " ".join(title.split())

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(100, ge=16)
     chunk_overlap_tokens: int = Field(30, ge=0)
     # title: a question that names the document (or its topic) finds chunks that do not repeat
-    # it (docs/studies/chunk-context.md); changing it embeds every stored document again.
+    # it (docs/studies/question-context.md); changing it embeds every stored document again.
     chunk_context: ChunkContext = "none"
 
     # Retrieval

@@ -235,8 +235,10 @@ class AskPipeline:
 
     def _plan(self, question: str) -> Plan:
         """How ``attribution`` asks ``question``: see :class:`Plan`."""
+        if self.settings.attribution == "read":
+            return Plan(question, question)
         split = split_attribution(question)
-        if self.settings.attribution == "read" or split.attribution is None:
+        if split.attribution is None:
             return Plan(question, question)
         if self.settings.attribution == "scope":
             assert self.store is not None
