@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from embeddings.onnx_export import fuse_bert, quantize_int8
 from embeddings.onnx_session import cpu_session
 
 MODEL_FILE = "model.onnx"
@@ -76,6 +77,7 @@ def export_encoder(model_dir: str | Path, onnx_dir: str | Path, opset: int = 17)
 
     st = SentenceTransformer(str(model_dir), device="cpu")
     model = st[0].auto_model.eval()
+    model.set_attn_implementation("eager")  # the pattern ONNX Runtime's attention fusion parses
     out = Path(onnx_dir)
     out.mkdir(parents=True, exist_ok=True)
     enc = st.tokenizer(["a short sentence."], return_tensors="pt")
@@ -103,9 +105,6 @@ def export_encoder(model_dir: str | Path, onnx_dir: str | Path, opset: int = 17)
     st.tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
     meta = {"max_tokens": int(st.max_seq_length), "dimension": int(st.get_embedding_dimension())}
     (out / "encoder.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(
-        out / MODEL_FILE, out / INT8_FILE, weight_type=QuantType.QInt8, per_channel=True
-    )
+    fuse_bert(out / MODEL_FILE, model.config.num_attention_heads, model.config.hidden_size)
+    quantize_int8(out / MODEL_FILE, out / INT8_FILE, keep_float=lambda _name: False)
     return out / MODEL_FILE

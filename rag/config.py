@@ -102,12 +102,12 @@ class Settings(BaseSettings):
     reader_max_question_tokens: int = Field(WindowSpec.max_question_tokens, ge=8)
     reader_max_answer_tokens: int = Field(30, ge=1)
     reader_threads: int | None = Field(None, ge=1)  # None: the runtime's default (all cores)
-    # auto: on onnx fp32; on torch bf16 (encoder weights) where the CPU has AVX512-BF16/AMX,
-    # else fp32. int8: on onnx the attention quantised (docs/studies/int8-reader.md), on torch
-    # every Linear (less accurate); bf16 is torch's only.
+    # auto: int8 on onnx (the attention and the last two layers' feed-forward; the rest float:
+    # docs/studies/int8-reader.md); on torch bf16 (encoder weights) where the CPU has
+    # AVX512-BF16/AMX, else fp32. int8 on torch: every Linear (less accurate); bf16 is torch's.
     reader_precision: ReaderPrecision = "auto"
-    # auto: torch where the CPU has AVX512-BF16/AMX (bf16 reads 2.5x faster than ONNX fp32 there),
-    # else onnx (ONNX Runtime over the files `verbatim export-onnx` writes: fast start, no torch)
+    # auto: onnx where the reader folder holds `verbatim export-onnx`'s files (as fast as torch's
+    # bf16, ready in under 2 s without importing torch, half the memory), else torch
     reader_backend: ReaderRuntime = "auto"
     # The span reader abstains under this calibrated confidence (chosen on held-out SQuAD data:
     # models/reader/calibration.json).

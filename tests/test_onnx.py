@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import onnx
 import pytest
 from offline_reader import read_offline
 
 from rag.config import PROJECT_ROOT
-from rag.readers.onnx_backend import export_onnx, onnx_path
+from rag.readers.onnx_backend import export_onnx, float_in_int8, onnx_path
 from rag.readers.span import SpanReader
 
 MODEL = PROJECT_ROOT / "models" / "reader"
@@ -50,6 +51,37 @@ def test_onnx_int8_mostly_agrees_with_fp32(dev_readings) -> None:
     assert sum(same) >= 0.9 * len(same), f"{sum(same)} of {len(same)} agree"
 
 
+@needs_export
+def test_int8_reads_a_question_the_same_beside_others(dev_readings) -> None:
+    """Dynamic int8 scales activations per batch: a question's windows get batches of their own,
+    so its answer and score do not depend on who else is asking."""
+    reader = SpanReader(str(MODEL), precision="int8", backend="onnx")
+    items = [(q, p, 0) for q, p in dev_readings[:12]]
+    together = reader.read_many(items)
+    alone = [reader.read(q, p) for q, p, _ in items]
+    for got, expected in zip(together, alone, strict=True):
+        assert [(s.text, s.start) for s in got.spans] == [(s.text, s.start) for s in expected.spans]
+        assert [s.score for s in got.spans] == [s.score for s in expected.spans]
+        assert got.abstain == expected.abstain
+
+
+@needs_export
+def test_auto_reads_on_onnx_int8_where_the_export_is(tmp_path: Path) -> None:
+    reader = SpanReader(str(MODEL))
+    assert (reader.backend, reader.precision) == ("onnx", "int8")
+    assert SpanReader(str(tmp_path)).backend == "torch"  # nothing exported there
+
+
+def test_int8_keeps_the_outlier_feed_forwards_and_the_span_head_float() -> None:
+    keep = float_in_int8(6)
+    assert keep("/qa_outputs/MatMul")
+    assert keep("/bert/encoder/layer.3/output/dense/MatMul")
+    assert keep("/bert/encoder/layer.0/intermediate/dense/MatMul")
+    assert not keep("/bert/encoder/layer.4/output/dense/MatMul")
+    assert not keep("/bert/encoder/layer.0/attention/output/dense/MatMul")
+    assert not keep("Attention_2")
+
+
 def test_bf16_is_refused_on_onnx() -> None:
     with pytest.raises(ValueError, match="fp32 or int8"):
         SpanReader(str(MODEL), precision="bf16", backend="onnx")
@@ -68,5 +100,7 @@ def test_export_writes_files_that_load_offline_without_torch(tmp_path: Path) -> 
         shutil.copy(MODEL / name, folder / name)
     written = export_onnx(folder)
     assert [p.name for p in written] == ["model.onnx", "model.int8.onnx"]
+    fused = {n.op_type for p in written for n in onnx.load(str(p)).graph.node}
+    assert {"Attention", "QAttention", "SkipLayerNormalization"} <= fused
     result = read_offline(folder, "onnx", tmp_path)
     assert result["text"] == "1874" and not result["torch"] and not result["transformers"]

@@ -80,20 +80,34 @@ class SpanEngine:
         return self.tokenizer.windows(questions, texts)
 
     def read(
-        self, questions: Sequence[str], texts: Sequence[str], per_window: int
+        self,
+        questions: Sequence[str],
+        texts: Sequence[str],
+        per_window: int,
+        groups: Sequence[int] | None = None,
     ) -> list[WindowSpans]:
         """The ``per_window`` best spans of every window of every ``(questions[i], texts[i])``
-        pair, in window order (``pair`` is ``i``). Windows are batched by
-        length, ``batch_size`` a forward (16: the fastest on 2 cores for 1 to 8 questions' windows,
-        torch and ONNX alike), so a batch pads little."""
+        pair, in window order (``pair`` is ``i``). Windows are batched by length, ``batch_size``
+        a forward (16: the fastest on 2 cores for 1 to 8 questions' windows, torch and ONNX
+        alike), so a batch pads little. A backend that scales per batch never gets two of
+        ``groups`` (a group per pair; default: one in all) in a batch, so what a caller reads
+        does not depend on what others read beside it. A window without text is not run."""
         windows = self.windows(questions, texts)
-        order = sorted(range(len(windows)), key=lambda w: len(windows[w].input_ids))
         out: list[WindowSpans | None] = [None] * len(windows)
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b : b + self.batch_size]
-            batch = [windows[w] for w in idx]
-            for w, spans in zip(idx, self._read_batch(batch, per_window), strict=True):
-                out[w] = spans
+        batched: dict[int, list[int]] = {}
+        for w, window in enumerate(windows):
+            if not window.has_context:  # no spans, and no say in the smallest null
+                out[w] = WindowSpans(window.pair, float("inf"), 0.0, [])
+                continue
+            key = groups[window.pair] if groups is not None and self.backend.scales_per_batch else 0
+            batched.setdefault(key, []).append(w)
+        for members in batched.values():
+            order = sorted(members, key=lambda w: len(windows[w].input_ids))
+            for b in range(0, len(order), self.batch_size):
+                idx = order[b : b + self.batch_size]
+                batch = [windows[w] for w in idx]
+                for w, spans in zip(idx, self._read_batch(batch, per_window), strict=True):
+                    out[w] = spans
         return [s for s in out if s is not None]
 
     def _read_batch(self, batch: list[Window], per_window: int) -> list[WindowSpans]:
@@ -109,7 +123,5 @@ class SpanEngine:
         out = []
         for r, w in enumerate(batch):
             spans = [(v, w.offsets[i][0], w.offsets[j][1]) for v, i, j in tops[r]]  # type: ignore[index]
-            # A window without text has no spans and no say in the smallest null.
-            n = float(null[r]) if w.has_context else float("inf")
-            out.append(WindowSpans(w.pair, n, float(norm[r]), spans))
+            out.append(WindowSpans(w.pair, float(null[r]), float(norm[r]), spans))
         return out

@@ -31,7 +31,13 @@ _STALE_TOKENIZER_KEYS = (
 
 
 class Backend(Protocol):
-    """Start and end logits, float32 ``[windows, tokens]``, of a padded batch."""
+    """Start and end logits, float32 ``[windows, tokens]``, of a padded batch.
+
+    ``scales_per_batch``: dynamic int8 scales activations by the range of the whole batch, so a
+    window's logits depend on the windows beside it; the engine then never batches two
+    questions together, and an answer does not depend on who else is asking."""
+
+    scales_per_batch: bool
 
     def forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -39,9 +45,10 @@ class Backend(Protocol):
 class TorchBackend:
     """A transformers question-answering model run by torch (one forward at a time)."""
 
-    def __init__(self, model: Any, device: Any = "cpu"):
+    def __init__(self, model: Any, device: Any = "cpu", scales_per_batch: bool = False):
         self.model = model
         self.device = device
+        self.scales_per_batch = scales_per_batch
         self._lock = threading.Lock()  # concurrent forwards would oversubscribe the CPU
 
     def forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +93,7 @@ def load_reader_model(
 ) -> Backend:
     """The reader folder's model on ``backend`` (``torch``, or ``onnx``: the files
     ``verbatim export-onnx`` wrote, run without torch) at the precision asked for."""
-    backend = resolve_backend(backend)
+    backend = resolve_backend(backend, folder, precision)
     precision = resolve_precision(precision, backend)
     if backend == "onnx":
         from rag.readers.onnx_backend import OnnxBackend
@@ -95,7 +102,7 @@ def load_reader_model(
     set_threads(threads)
     dev = resolve_device(device)
     model = apply_precision(load_qa_model(folder).to(dev), precision)
-    return TorchBackend(model, dev)
+    return TorchBackend(model, dev, scales_per_batch=precision == "int8")
 
 
 def save_reader_model(model: Any, tokenizer: Any, out: str | Path) -> Path:

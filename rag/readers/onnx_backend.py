@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from embeddings.onnx_export import fuse_bert, quantize_int8
 from embeddings.onnx_session import cpu_session
 
 log = logging.getLogger(__name__)
@@ -27,9 +30,10 @@ def onnx_path(folder: str | Path, precision: str) -> Path:
 class OnnxBackend:
     """Start and end logits from an ONNX Runtime session (thread-safe: ORT serialises runs)."""
 
-    def __init__(self, session: Any):
+    def __init__(self, session: Any, scales_per_batch: bool = False):
         self.session = session
         self.inputs = [i.name for i in session.get_inputs()]
+        self.scales_per_batch = scales_per_batch
 
     @classmethod
     def load(cls, folder: str | Path, precision: str, threads: int | None = None) -> OnnxBackend:
@@ -39,7 +43,7 @@ class OnnxBackend:
             raise FileNotFoundError(
                 f"{path} is missing: run `verbatim export-onnx --model {folder}` first"
             )
-        return cls(cpu_session(path, threads))
+        return cls(cpu_session(path, threads), scales_per_batch=precision == "int8")
 
     def forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         start, end = self.session.run(list(OUTPUTS), {k: batch[k] for k in self.inputs})
@@ -47,13 +51,15 @@ class OnnxBackend:
 
 
 def export_onnx(folder: str | Path, int8: bool = True, opset: int = 17) -> list[Path]:
-    """Write ``<folder>/onnx/model.onnx`` (fp32) and, with ``int8``, ``model.int8.onnx``: the
-    attention's MatMuls quantised per channel; feed-forward, embeddings and span head float."""
+    """Write ``<folder>/onnx/model.onnx`` (fp32, attention and norms fused) and, with ``int8``,
+    ``model.int8.onnx``: the attention and the last layers' feed-forward in int8, weights per
+    channel (:func:`float_in_int8` says what stays float)."""
     import torch
 
     from rag.readers.model import load_qa_model, load_tokenizer
 
     model = load_qa_model(folder)
+    model.set_attn_implementation("eager")  # the pattern ONNX Runtime's attention fusion parses
     tokenizer = load_tokenizer(folder)
     enc = tokenizer(["a question?"], ["a passage of text."], return_tensors="pt")
     args = tuple(enc[k] for k in INPUTS)
@@ -71,26 +77,25 @@ def export_onnx(folder: str | Path, int8: bool = True, opset: int = 17) -> list[
             opset_version=opset,
             dynamo=False,
         )
+    fuse_bert(out, model.config.num_attention_heads, model.config.hidden_size)
     written = [out]
     if int8:
-        written.append(_quantize(out, onnx_path(folder, "int8")))
+        keep = float_in_int8(model.config.num_hidden_layers)
+        written.append(quantize_int8(out, onnx_path(folder, "int8"), keep_float=keep))
     return written
 
 
-def _quantize(source: Path, target: Path) -> Path:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+_FEED_FORWARD = re.compile(r"/layer\.(\d+)/(intermediate|output)/dense/")
 
-    names = [n.name for n in onnx.load(str(source)).graph.node if n.op_type == "MatMul"]
-    # Quantising the feed-forward MatMuls, or the span head's, cost 3-6 points of dev F1; the
-    # attention's cost none (docs/studies/int8-reader.md).
-    keep_float = [n for n in names if "qa_outputs" in n or "attention" not in n]
-    quantize_dynamic(
-        str(source),
-        str(target),
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul"],
-        nodes_to_exclude=keep_float,
-    )
-    return target
+
+def float_in_int8(layers: int) -> Callable[[str], bool]:
+    """Which nodes of the int8 graph stay float: the span head (its logits are the scores every
+    decision compares) and the feed-forward MatMuls of all but the last two layers, whose inputs
+    carry the [CLS] token's outliers, up to 10x any other token's range, that one scale per batch
+    cannot hold (docs/studies/int8-reader.md)."""
+
+    def keep(name: str) -> bool:
+        ff = _FEED_FORWARD.search(name)
+        return "qa_outputs" in name or bool(ff and int(ff.group(1)) < layers - 2)
+
+    return keep

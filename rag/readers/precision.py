@@ -24,28 +24,32 @@ def cpu_has_bf16() -> bool:
     return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
-def resolve_backend(backend: str) -> str:
-    """``auto``: ``torch`` where the CPU computes bfloat16 natively (there bf16 reads about 2.5x
-    faster than ONNX Runtime's fp32), else ``onnx`` (as fast as torch fp32, starts in a second
-    and never imports torch); any other value as it is."""
+def resolve_backend(backend: str, folder: str | Path | None = None, precision: str = "auto") -> str:
+    """``auto``: ``onnx`` where ``folder`` holds the files ``verbatim export-onnx`` writes (int8
+    there answers as fast as torch's bf16 on an AVX512-BF16 CPU and faster than torch elsewhere,
+    starts in a second without torch, in half the memory), unless ``precision`` is torch's bf16;
+    else ``torch``. Any other value as it is."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: use {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    return "torch" if cpu_has_bf16() else "onnx"
+    from rag.readers.onnx_backend import onnx_path
+
+    exported = folder is not None and onnx_path(folder, "int8").is_file()
+    return "onnx" if exported and precision != "bf16" else "torch"
 
 
 def resolve_precision(precision: str, backend: str = "torch") -> str:
-    """``auto`` on torch: ``bf16`` where the CPU computes it natively (about 1.5x faster
-    reading, the same answers on the dev set), else ``fp32``; on onnx: ``fp32`` (dynamic int8
-    scales activations per batch, so an answer would depend on the questions it is batched
-    with). Any other value as it is, if the backend has it (ONNX Runtime: fp32 and int8)."""
+    """``auto`` on onnx: ``int8`` (the float layers where int8 would cost answers stay float,
+    and each question's windows are batched alone, so an answer does not depend on who else is
+    asking: docs/studies/int8-reader.md); on torch: ``bf16`` where the CPU computes it natively,
+    else ``fp32``. Any other value as it is, if the backend has it (ONNX Runtime: fp32, int8)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: use {', '.join(PRECISIONS)}")
-    if resolve_backend(backend) == "onnx":
+    if backend == "onnx":
         if precision == "bf16":
             raise ValueError("the onnx backend runs fp32 or int8; bf16 is torch's")
-        return "fp32" if precision == "auto" else precision
+        return "int8" if precision == "auto" else precision
     if precision != "auto":
         return precision
     return "bf16" if cpu_has_bf16() else "fp32"

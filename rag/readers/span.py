@@ -81,7 +81,7 @@ class SpanReader:
         self.top_n = top_n
         self.per_window = per_window
         self.threads = threads
-        self.backend = resolve_backend(backend)
+        self.backend = resolve_backend(backend, model, precision)
         self.precision = resolve_precision(precision, self.backend)
         self.engine: SpanEngine | None = None
         self.calibration = Calibration.fallback()
@@ -135,7 +135,7 @@ class SpanReader:
             texts += [p.text for p in passages]
         owner = [n for n, (_, passages, _) in enumerate(items) for _ in passages]
         per_item: list[list[WindowSpans]] = [[] for _ in items]
-        for w in self.engine.read(questions, texts, self.per_window):
+        for w in self.engine.read(questions, texts, self.per_window, groups=owner):
             n = owner[w.pair]
             per_item[n].append(replace(w, pair=w.pair - first_pair[n]))
         return [

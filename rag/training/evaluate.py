@@ -79,7 +79,8 @@ def evaluate_reader(
     runner = load_reader_model(model_dir, precision, threads, device, backend)
     tokenizer = WindowTokenizer.from_folder(model_dir, spec)
     engine = SpanEngine(tokenizer, runner, max_answer_tokens, batch_size)
-    windows = engine.read([e.question for e in examples], [e.context for e in examples], 1)
+    questions, contexts = [e.question for e in examples], [e.context for e in examples]
+    windows = engine.read(questions, contexts, 1, groups=range(len(examples)))
     span_preds, diffs = predictions(examples, best_spans(windows))
     gold = {e.qid: list(e.answers) for e in examples}
     metrics = squad2_metrics(gold, span_preds, diffs, threshold=0.0)
