@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     # AVX512-BF16/AMX, else fp32. int8 on torch: every Linear (less accurate); bf16 is torch's.
     reader_precision: ReaderPrecision = "auto"
     # auto: onnx where the reader folder holds `verbatim export-onnx`'s files (as fast as torch's
-    # bf16, ready in under 2 s without importing torch, half the memory), else torch
+    # bf16, ready in about 2 s without importing torch, half the memory), else torch
     reader_backend: ReaderRuntime = "auto"
     # The span reader abstains under this calibrated confidence (chosen on held-out SQuAD data:
     # models/reader/calibration.json).
