@@ -35,7 +35,7 @@ class Backend(Protocol):
 
     ``scales_per_batch``: dynamic int8 scales activations by the range of the whole batch, so a
     window's logits depend on the windows beside it; the engine then never batches two
-    questions together, and an answer does not depend on who else is asking."""
+    callers' windows together, and an answer does not depend on who else is asking."""
 
     scales_per_batch: bool
 

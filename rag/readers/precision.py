@@ -41,7 +41,7 @@ def resolve_backend(backend: str, folder: str | Path | None = None, precision: s
 
 def resolve_precision(precision: str, backend: str = "torch") -> str:
     """``auto`` on onnx: ``int8`` (the float layers where int8 would cost answers stay float,
-    and each question's windows are batched alone, so an answer does not depend on who else is
+    and each caller's windows are batched alone, so an answer does not depend on who else is
     asking: docs/studies/int8-reader.md); on torch: ``bf16`` where the CPU computes it natively,
     else ``fp32``. Any other value as it is, if the backend has it (ONNX Runtime: fp32, int8)."""
     if precision not in PRECISIONS:
