@@ -103,7 +103,9 @@ def test_an_unsure_question_is_read_again_over_more_passages(seed_pipeline, dev_
     _check_citation(seed_pipeline, two_pass)
     t = two_pass.timings_ms
     assert t.total == pytest.approx(t.retrieve + t.read, abs=0.02)
-    assert t.read > one_pass.timings_ms.read  # it read twice
+    # It read the passages the deeper ranking adds (a count, not a timing: timings are noisy).
+    assert len(two_pass.passages) > len(one_pass.passages)
+    assert one_pass.passages == two_pass.passages[: len(one_pass.passages)]
 
 
 def test_a_confident_answer_reads_top_k_passages_only(seed_pipeline, dev_questions):
