@@ -70,11 +70,13 @@ class SpanEngine:
         backend: Backend,
         max_answer_tokens: int = 30,
         batch_size: int = 16,
+        pad_slack: int | None = 8,
     ):
         self.tokenizer = tokenizer
         self.backend = backend
         self.max_answer_tokens = max_answer_tokens
         self.batch_size = batch_size
+        self.pad_slack = pad_slack
 
     def windows(self, questions: Sequence[str], texts: Sequence[str]) -> list[Window]:
         return self.tokenizer.windows(questions, texts)
@@ -87,11 +89,15 @@ class SpanEngine:
         groups: Sequence[int] | None = None,
     ) -> list[WindowSpans]:
         """The ``per_window`` best spans of every window of every ``(questions[i], texts[i])``
-        pair, in window order (``pair`` is ``i``). Windows are batched by length, ``batch_size``
-        a forward (16: the fastest on 2 cores for 1 to 8 questions' windows, torch and ONNX
-        alike), so a batch pads little. A backend that scales per batch never gets two of
+        pair, in window order (``pair`` is ``i``). Windows are batched by length, at most
+        ``batch_size`` a forward (16: the fastest on 2 cores for 1 to 8 questions' windows),
+        and only windows within ``pad_slack`` tokens of each other (8: a padded token costs as
+        much as a real one, a forward little more, so a question's read is ~20 % faster than
+        padding its windows to the longest). A backend that scales per batch never gets two of
         ``groups`` (a group per pair; default: one in all) in a batch, so what a caller reads
-        does not depend on what others read beside it. A window without text is not run."""
+        does not depend on what others read beside it, and reads a group's windows padded
+        together: int8 scales fitted to single windows cost answers (.005 F1 on all of
+        squad-ask, docs/studies/first-read.md). A window without text is not run."""
         windows = self.windows(questions, texts)
         out: list[WindowSpans | None] = [None] * len(windows)
         batched: dict[int, list[int]] = {}
@@ -102,13 +108,33 @@ class SpanEngine:
             key = groups[window.pair] if groups is not None and self.backend.scales_per_batch else 0
             batched.setdefault(key, []).append(w)
         for members in batched.values():
-            order = sorted(members, key=lambda w: len(windows[w].input_ids))
-            for b in range(0, len(order), self.batch_size):
-                idx = order[b : b + self.batch_size]
+            for idx in self._batches(
+                sorted(members, key=lambda w: len(windows[w].input_ids)), windows
+            ):
                 batch = [windows[w] for w in idx]
                 for w, spans in zip(idx, self._read_batch(batch, per_window), strict=True):
                     out[w] = spans
         return [s for s in out if s is not None]
+
+    def _batches(self, order: list[int], windows: list[Window]) -> list[list[int]]:
+        """``order`` (shortest first) cut into batches of at most ``batch_size`` whose longest
+        window is at most ``pad_slack`` tokens longer than its shortest (any, for a backend
+        that scales per batch)."""
+        slack = None if self.backend.scales_per_batch else self.pad_slack
+        out: list[list[int]] = []
+        for w in order:
+            if (
+                out
+                and len(out[-1]) < self.batch_size
+                and (
+                    slack is None
+                    or len(windows[w].input_ids) - len(windows[out[-1][0]].input_ids) <= slack
+                )
+            ):
+                out[-1].append(w)
+            else:
+                out.append([w])
+        return out
 
     def _read_batch(self, batch: list[Window], per_window: int) -> list[WindowSpans]:
         start, end = self.backend.forward(collate(batch, self.tokenizer.pad_id))
