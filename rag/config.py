@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     # auto: onnx where the reader folder holds `verbatim export-onnx`'s files (as fast as torch's
     # bf16, ready in about 2 s without importing torch, half the memory), else torch
     reader_backend: ReaderRuntime = "auto"
+    # The span reader reads a question's first passages alone, and the rest of top_k only when
+    # its best answer there scores under reader_first_accept (0: all at once). 2 and 0.5 read
+    # 23 % fewer tokens at the same answers on all of squad-ask (docs/studies/first-read.md).
+    reader_first_passages: int = Field(2, ge=0, le=50)
+    reader_first_accept: float = Field(0.5, ge=0, le=1)
     # The span reader abstains under this calibrated confidence (chosen on held-out SQuAD data:
     # models/reader/calibration.json).
     abstain_threshold: float = Field(0.25, ge=0, le=1)

@@ -59,7 +59,9 @@ class SpanReader:
     ``model``: the folder (or hub id); ``spec``: how passages are cut into windows;
     ``max_answer_tokens``: the longest span; ``threshold``: it abstains when the best span's
     calibrated score is under it; ``top_n``: spans returned; ``per_window``: spans decoded per
-    window; ``threads``/``precision``/``backend``: see :mod:`rag.readers.precision`.
+    window; ``threads``/``precision``/``backend``: see :mod:`rag.readers.precision`;
+    ``first_passages``: read only this many of a question's passages first, and the rest only
+    when the best answer among them scores under ``first_accept`` (0: read all at once).
     """
 
     def __init__(
@@ -73,6 +75,8 @@ class SpanReader:
         threads: int | None = None,
         precision: str = "auto",
         backend: str = "auto",
+        first_passages: int = 0,
+        first_accept: float = Settings.model_fields["reader_first_accept"].default,
     ):
         self.model_name = model
         self.spec = spec or WindowSpec()
@@ -83,6 +87,8 @@ class SpanReader:
         self.threads = threads
         self.backend = resolve_backend(backend, model, precision)
         self.precision = resolve_precision(precision, self.backend)
+        self.first_passages = first_passages
+        self.first_accept = first_accept
         self.engine: SpanEngine | None = None
         self.calibration = Calibration.fallback()
         self._lock = threading.Lock()
@@ -97,6 +103,8 @@ class SpanReader:
             threads=settings.reader_threads,
             precision=settings.reader_precision,
             backend=settings.reader_backend,
+            first_passages=settings.reader_first_passages,
+            first_accept=settings.reader_first_accept,
         )
 
     def warm_up(self) -> None:
@@ -125,23 +133,53 @@ class SpanReader:
         return self.read_many([(question, passages, first_rank)])[0]
 
     def read_many(self, items: list[ReadItem]) -> list[Reading]:
-        """:meth:`read` of each item; the windows of all items share the engine's batches."""
+        """:meth:`read` of each item; the windows of all items share the engine's batches.
+
+        With ``first_passages``, an item's first passages are read first; its other passages
+        are read only when the best answer among those scores under ``first_accept``, and then
+        the answer is decoded from every window, as if all had been read at once."""
         self.warm_up()
+        first = self.first_passages
+        if not first or all(len(passages) <= first for _, passages, _ in items):
+            windows = self._windows([passages for _, passages, _ in items], items)
+            return [
+                self._reading(question, passages, w, rank)
+                for (question, passages, rank), w in zip(items, windows, strict=True)
+            ]
+        heads = [passages[:first] for _, passages, _ in items]
+        windows = self._windows(heads, items)
+        readings = [
+            self._reading(question, head, w, rank)
+            for (question, _, rank), head, w in zip(items, heads, windows, strict=True)
+        ]
+        unsure = [
+            n
+            for n, ((_, passages, _), reading) in enumerate(zip(items, readings, strict=True))
+            if len(passages) > first and (reading.abstain or reading.score < self.first_accept)
+        ]
+        tails = self._windows([items[n][1][first:] for n in unsure], [items[n] for n in unsure])
+        for n, tail in zip(unsure, tails, strict=True):
+            whole = windows[n] + [replace(w, pair=w.pair + first) for w in tail]
+            question, passages, rank = items[n]
+            readings[n] = self._reading(question, passages, whole, rank)
+        return readings
+
+    def _windows(
+        self, texts_of: list[list[Passage]], items: list[ReadItem]
+    ) -> list[list[WindowSpans]]:
+        """Each item's windows over its passages in ``texts_of`` (``pair`` indexes them)."""
         assert self.engine is not None
         questions, texts, first_pair = [], [], []
-        for question, passages, _ in items:
+        for (question, _, _), passages in zip(items, texts_of, strict=True):
             first_pair.append(len(texts))
             questions += [question] * len(passages)
             texts += [p.text for p in passages]
-        owner = [n for n, (_, passages, _) in enumerate(items) for _ in passages]
+        owner = [n for n, passages in enumerate(texts_of) for _ in passages]
         per_item: list[list[WindowSpans]] = [[] for _ in items]
         for w in self.engine.read(questions, texts, self.per_window, groups=owner):
             n = owner[w.pair]
             per_item[n].append(replace(w, pair=w.pair - first_pair[n]))
-        return [
-            self._reading(question, passages, windows, first_rank)
-            for (question, passages, first_rank), windows in zip(items, per_item, strict=True)
-        ]
+        return per_item
 
     def _reading(
         self, question: str, passages: list[Passage], windows: list[WindowSpans], first_rank: int
