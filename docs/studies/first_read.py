@@ -1,6 +1,7 @@
-"""Study: read a question's first passages alone, the rest only when unsure (reader_first_passages,
-reader_first_accept), on the held-out SQuAD questions of `verbatim squad-ask`: quality and the
-reader tokens each configuration forwards (counted, so free of the machine's noise).
+"""Study (docs/studies/first-read.md): read a question's first passages alone, the rest only
+when unsure (reader_first_passages, reader_first_accept), on the held-out SQuAD questions of
+`verbatim squad-ask`: quality and the reader tokens each configuration forwards (counted, so
+free of the machine's noise).
 
     .venv/bin/python docs/studies/first_read.py [--limit 1000] [--seed 7] [--precision fp32]
         [--configs 0:0,2:0.9]
