@@ -18,6 +18,8 @@ import random
 import statistics
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from eval.metrics import percentile
 from eval.squad_retrieval import Probe, add_attribute_option, attributed, write_corpus
 from rag.answer import Answer
 from rag.cli import bounded
-from rag.config import get_settings
+from rag.config import Settings, get_settings
 from rag.pipeline import AskPipeline
 from rag.training.squad import exact_match, fit_titles, token_f1
 
@@ -103,20 +105,28 @@ def sample(probes: list[Probe], limit: int, seed: int) -> list[Probe]:
     return chosen[:limit] if limit else chosen
 
 
-def handler(args: argparse.Namespace) -> int:
-    """Run ``verbatim squad-ask``: one line of figures per value of ``second_pass_top_k``."""
-    base = get_settings()
+@contextmanager
+def held_out_pipeline(
+    base: Settings, limit: int, seed: int, attribute: bool = False, **updates: object
+) -> Iterator[tuple[AskPipeline, list[Probe]]]:
+    """A warm pipeline over the held-out articles (in a temporary folder, gone on exit) and
+    the :func:`sample` of their questions; ``updates``: other settings for the pipeline."""
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
         corpus.mkdir()
-        probes = sample(
-            write_corpus(corpus, base.qa_data_dir, unanswerable=True), args.limit, args.seed
-        )
-        if args.attribute:
+        probes = sample(write_corpus(corpus, base.qa_data_dir, unanswerable=True), limit, seed)
+        if attribute:
             probes = attributed(probes)
-        settings = base.model_copy(update={"corpus_dir": corpus, "index_dir": Path(tmp) / "index"})
-        pipe = AskPipeline(settings)
+        update = {"corpus_dir": corpus, "index_dir": Path(tmp) / "index", **updates}
+        pipe = AskPipeline(base.model_copy(update=update))
         pipe.warm_up()
+        yield pipe, probes
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Run ``verbatim squad-ask``: one line of figures per value of ``second_pass_top_k``."""
+    base = get_settings()
+    with held_out_pipeline(base, args.limit, args.seed, args.attribute) as (pipe, probes):
         chunks = len(pipe.store.chunks)  # type: ignore[union-attr]
         print(
             f"{len(probes)} questions of {len({p.article for p in probes})} articles, {chunks} chunks"

@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
-from pathlib import Path
 
-from eval.squad_ask import sample, score, summarise
-from eval.squad_retrieval import write_corpus
+from eval.squad_ask import held_out_pipeline, score, summarise
 from rag.config import get_settings
-from rag.pipeline import AskPipeline
 
 
 def main() -> None:
@@ -30,21 +26,8 @@ def main() -> None:
     args = ap.parse_args()
     configs = [(int(a), float(b)) for a, b in (c.split(":") for c in args.configs.split(","))]
     base = get_settings()
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "corpus"
-        corpus.mkdir()
-        probes = sample(
-            write_corpus(corpus, base.qa_data_dir, unanswerable=True), args.limit, args.seed
-        )
-        settings = base.model_copy(
-            update={
-                "corpus_dir": corpus,
-                "index_dir": Path(tmp) / "idx",
-                "reader_precision": args.precision,
-            }
-        )
-        pipe = AskPipeline(settings)
-        pipe.warm_up()
+    held_out = held_out_pipeline(base, args.limit, args.seed, reader_precision=args.precision)
+    with held_out as (pipe, probes):
         reader = pipe.reader
         backend = reader.engine.backend
         counted = {"tokens": 0, "windows": 0, "padded": 0}
