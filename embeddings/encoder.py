@@ -144,7 +144,15 @@ class Encoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts in batches; rows are unit-length float32 vectors."""
+        return self._encode(texts, self.batch_size)
+
+    def encode_queries(self, queries: list[str]) -> np.ndarray:
+        """:meth:`encode` for questions asked together: in int8, whose activation scales are
+        per batch, each is embedded alone, so its vector never depends on who else asks."""
+        return self._encode(queries, 1 if self.precision == "int8" else self.batch_size)
+
+    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(texts, self.batch_size)
+        vectors = self.model.encode(texts, batch_size)
         return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -54,7 +54,7 @@ class Retriever:
 
     def dense(self, query: str, k: int, vector: np.ndarray | None = None) -> list[Hit]:
         """Cosine similarity of the query's embedding (``vector`` when given) with each chunk's."""
-        query_vector = self.encoder.encode([query]) if vector is None else vector[None, :]
+        query_vector = self.encoder.encode_queries([query]) if vector is None else vector[None, :]
         scores, ids = self.store.vectors.search(query_vector, k)
         return [Hit(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
@@ -132,7 +132,8 @@ class Retriever:
         if unknown := set(modes) - set(get_args(RetrievalMode)):
             raise ValueError(f"unknown retrieval mode {unknown.pop()!r}; use hybrid, dense or bm25")
         dense = [i for i, mode in enumerate(modes) if mode != "bm25"]
-        vectors = dict(zip(dense, self.encoder.encode([queries[i] for i in dense]), strict=True))
+        asked = self.encoder.encode_queries([queries[i] for i in dense])
+        vectors = dict(zip(dense, asked, strict=True))
         out = []
         for i, (query, k, mode) in enumerate(zip(queries, ks, modes, strict=True)):
             if mode == "bm25":

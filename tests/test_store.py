@@ -323,6 +323,26 @@ def test_the_int8_encoder_stays_close_and_switching_to_it_embeds_again(small_set
     assert not set(again.chunks) & set(first.chunks)  # every chunk embedded anew
 
 
+def test_an_int8_query_vector_does_not_depend_on_the_questions_asked_with_it(
+    small_settings, encoder
+):
+    from embeddings.encoder import Encoder
+
+    quantised = Encoder.from_settings(
+        small_settings.model_copy(update={"embedding_precision": "int8"})
+    )
+    questions = [
+        "Who logged every storm?",
+        "When do the apples in the orchard ripen, and who picks them before the first frost?",
+        "Tides?",
+    ]
+    together = quantised.encode_queries(questions)
+    alone = np.vstack([quantised.encode_queries([q]) for q in questions])
+    assert np.array_equal(together, alone)
+    assert not np.array_equal(quantised.encode(questions), alone)  # one batch: shared scales
+    assert np.array_equal(encoder.encode_queries(questions), encoder.encode(questions))  # fp32
+
+
 def test_bm25_postings_are_kept_and_caught_up_at_load(small_settings, encoder, caplog, tmp_path):
     corpus = tmp_path / "many"
     corpus.mkdir()
