@@ -54,9 +54,23 @@ class Retriever:
 
     def dense(self, query: str, k: int, vector: np.ndarray | None = None) -> list[Hit]:
         """Cosine similarity of the query's embedding (``vector`` when given) with each chunk's."""
-        query_vector = self.encoder.encode_queries([query]) if vector is None else vector[None, :]
-        scores, ids = self.store.vectors.search(query_vector, k)
-        return [Hit(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+        query_vector = self.encoder.encode_queries([query]) if vector is None else vector
+        return self.dense_many(np.atleast_2d(query_vector), [k])[0]
+
+    def dense_many(self, vectors: np.ndarray, ks: list[int]) -> list[list[Hit]]:
+        """:meth:`dense` of each row of ``vectors``: one index search per distinct ``k``, as a
+        search of many rows costs little more than one."""
+        out: list[list[Hit]] = [[] for _ in ks]
+        for k in sorted(set(ks)):
+            rows = [r for r, kk in enumerate(ks) if kk == k]
+            scores, ids = self.store.vectors.search(vectors[rows], k)
+            for r, row_scores, row_ids in zip(rows, scores, ids, strict=True):
+                out[r] = [
+                    Hit(int(i), float(s))
+                    for s, i in zip(row_scores, row_ids, strict=True)
+                    if i >= 0
+                ]
+        return out
 
     def bm25(self, query: str, k: int) -> list[Hit]:
         """Okapi BM25 over the chunk texts."""
@@ -65,9 +79,13 @@ class Retriever:
 
     def hybrid(self, query: str, k: int, vector: np.ndarray | None = None) -> list[Hit]:
         """The dense and BM25 candidates fused by :meth:`convex` or :meth:`rrf`."""
+        return self._fused(query, k, self.dense(query, max(k, self.candidates), vector))
+
+    def _fused(self, query: str, k: int, dense_hits: list[Hit]) -> list[Hit]:
+        """:meth:`hybrid` with the dense candidates (``max(k, candidates)`` of them) given."""
         n = max(k, self.candidates)
         rankings = [
-            (self.dense_weight, self.dense(query, n, vector)),
+            (self.dense_weight, dense_hits),
             (self.bm25_weight, self.bm25(query, n)),
         ]
         fused = self.convex(rankings) if self.fusion == "convex" else self.rrf(rankings)
@@ -133,13 +151,14 @@ class Retriever:
             raise ValueError(f"unknown retrieval mode {unknown.pop()!r}; use hybrid, dense or bm25")
         dense = [i for i, mode in enumerate(modes) if mode != "bm25"]
         asked = self.encoder.encode_queries([queries[i] for i in dense])
-        vectors = dict(zip(dense, asked, strict=True))
+        depths = [ks[i] if modes[i] == "dense" else max(ks[i], self.candidates) for i in dense]
+        found = dict(zip(dense, self.dense_many(asked, depths), strict=True))
         out = []
         for i, (query, k, mode) in enumerate(zip(queries, ks, modes, strict=True)):
             if mode == "bm25":
                 out.append(self.bm25(query, k))
             elif mode == "dense":
-                out.append(self.dense(query, k, vectors[i]))
+                out.append(found[i])
             else:
-                out.append(self.hybrid(query, k, vectors[i]))
+                out.append(self._fused(query, k, found[i]))
         return out

@@ -88,3 +88,17 @@ def test_hybrid_search_works_under_either_fusion(seed_pipeline, fusion):
 def test_unknown_fusion_is_rejected(seed_pipeline):
     with pytest.raises(ValueError, match="unknown fusion"):
         Retriever(seed_pipeline.store, seed_pipeline.encoder, fusion="max")
+
+
+def test_questions_searched_together_find_what_each_finds_alone(seed_pipeline, dev_questions):
+    retriever = seed_pipeline.retriever
+    questions = [q["question"] for q in dev_questions[:8]]
+    modes = ["hybrid", "dense", "bm25", "hybrid", "dense", "hybrid", "hybrid", "dense"]
+    ks = [5, 3, 5, 30, 5, 1, 5, 25]
+    together = retriever.search_many(questions, ks, modes)  # dense: one index search per depth
+    alone = [retriever.search(q, k, m) for q, k, m in zip(questions, ks, modes, strict=True)]
+    assert [[h.chunk_id for h in hits] for hits in together] == [
+        [h.chunk_id for h in hits] for hits in alone
+    ]
+    for got, want in zip(together, alone, strict=True):
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-6)

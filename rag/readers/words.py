@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _WORD = re.compile(r"\w+")
 STOP_WORDS = frozenset(
@@ -61,5 +62,11 @@ def content_words(text: str, stem: int = 0) -> set[str]:
 
 def overlap(question: str, text: str, stem: int = 0) -> float:
     """The share of the question's content words that occur in ``text`` (1.0 when it has none)."""
-    q = content_words(question, stem)
-    return len(q & content_words(text, stem)) / len(q) if q else 1.0
+    q = _words(question, stem)
+    return len(q & _words(text, stem)) / len(q) if q else 1.0
+
+
+@lru_cache(maxsize=4096)
+def _words(text: str, stem: int) -> frozenset[str]:
+    # A reading scores ~20 spans a window against one question and a few sentences.
+    return frozenset(content_words(text, stem))
