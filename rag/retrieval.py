@@ -52,14 +52,9 @@ class Retriever:
         s = settings
         return cls(store, encoder, s.candidates, s.rrf_k, s.dense_weight, s.bm25_weight, s.fusion)
 
-    def dense(self, query: str, k: int, vector: np.ndarray | None = None) -> list[Hit]:
-        """Cosine similarity of the query's embedding (``vector`` when given) with each chunk's."""
-        query_vector = self.encoder.encode_queries([query]) if vector is None else vector
-        return self.dense_many(np.atleast_2d(query_vector), [k])[0]
-
     def dense_many(self, vectors: np.ndarray, ks: list[int]) -> list[list[Hit]]:
-        """:meth:`dense` of each row of ``vectors``: one index search per distinct ``k``, as a
-        search of many rows costs little more than one."""
+        """The ``k`` chunks most cosine-similar to each row of ``vectors``: one index search per
+        distinct ``k``, as a search of many rows costs little more than one."""
         out: list[list[Hit]] = [[] for _ in ks]
         for k in sorted(set(ks)):
             rows = [r for r, kk in enumerate(ks) if kk == k]
@@ -77,13 +72,10 @@ class Retriever:
         scores, ids = self.store.sparse.search(query, k)
         return [Hit(int(i), float(s)) for s, i in zip(scores, ids, strict=True)]
 
-    def hybrid(self, query: str, k: int, vector: np.ndarray | None = None) -> list[Hit]:
-        """The dense and BM25 candidates fused by :meth:`convex` or :meth:`rrf`."""
-        return self._fused(query, k, self.dense(query, max(k, self.candidates), vector))
-
-    def _fused(self, query: str, k: int, dense_hits: list[Hit]) -> list[Hit]:
-        """:meth:`hybrid` with the dense candidates (``max(k, candidates)`` of them) given."""
-        n = max(k, self.candidates)
+    def hybrid(self, query: str, k: int, dense_hits: list[Hit]) -> list[Hit]:
+        """The query's dense candidates (``dense_hits``, :meth:`pool` of them) and its BM25
+        ones fused by :meth:`convex` or :meth:`rrf`."""
+        n = self.pool(k)
         rankings = [
             (self.dense_weight, dense_hits),
             (self.bm25_weight, self.bm25(query, n)),
@@ -91,6 +83,10 @@ class Retriever:
         fused = self.convex(rankings) if self.fusion == "convex" else self.rrf(rankings)
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         return [Hit(i, s) for i, s in best]
+
+    def pool(self, k: int) -> int:
+        """Candidates each ranking gives a hybrid search for ``k`` hits."""
+        return max(k, self.candidates)
 
     def convex(self, rankings: list[tuple[float, list[Hit]]]) -> dict[int, float]:
         """Weighted mean of min-max normalised scores, in [0, 1]: a ranking's best candidate
@@ -151,7 +147,7 @@ class Retriever:
             raise ValueError(f"unknown retrieval mode {unknown.pop()!r}; use hybrid, dense or bm25")
         dense = [i for i, mode in enumerate(modes) if mode != "bm25"]
         asked = self.encoder.encode_queries([queries[i] for i in dense])
-        depths = [ks[i] if modes[i] == "dense" else max(ks[i], self.candidates) for i in dense]
+        depths = [ks[i] if modes[i] == "dense" else self.pool(ks[i]) for i in dense]
         found = dict(zip(dense, self.dense_many(asked, depths), strict=True))
         out = []
         for i, (query, k, mode) in enumerate(zip(queries, ks, modes, strict=True)):
@@ -160,5 +156,5 @@ class Retriever:
             elif mode == "dense":
                 out.append(found[i])
             else:
-                out.append(self._fused(query, k, found[i]))
+                out.append(self.hybrid(query, k, found[i]))
         return out
