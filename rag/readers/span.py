@@ -61,7 +61,8 @@ class SpanReader:
     calibrated score is under it; ``top_n``: spans returned; ``per_window``: spans decoded per
     window; ``threads``/``precision``/``backend``: see :mod:`rag.readers.precision`;
     ``first_passages``: read only this many of a question's passages first, and the rest only
-    when the best answer among them scores under ``first_accept`` (0: read all at once).
+    when the best answer among them scores under ``first_accept`` (0, the default here: all at
+    once, as calibration reads; the service's setting turns it on).
     """
 
     def __init__(
@@ -139,14 +140,7 @@ class SpanReader:
         are read only when the best answer among those scores under ``first_accept``, and then
         the answer is decoded from every window, as if all had been read at once."""
         self.warm_up()
-        first = self.first_passages
-        if not first or all(len(passages) <= first for _, passages, _ in items):
-            windows = self._windows([passages for _, passages, _ in items], items)
-            return [
-                self._reading(question, passages, w, rank)
-                for (question, passages, rank), w in zip(items, windows, strict=True)
-            ]
-        heads = [passages[:first] for _, passages, _ in items]
+        heads = [passages[: self.first_passages or len(passages)] for _, passages, _ in items]
         windows = self._windows(heads, items)
         readings = [
             self._reading(question, head, w, rank)
@@ -154,14 +148,19 @@ class SpanReader:
         ]
         unsure = [
             n
-            for n, ((_, passages, _), reading) in enumerate(zip(items, readings, strict=True))
-            if len(passages) > first and (reading.abstain or reading.score < self.first_accept)
+            for n, ((_, passages, _), head, reading) in enumerate(
+                zip(items, heads, readings, strict=True)
+            )
+            if len(head) < len(passages) and (reading.abstain or reading.score < self.first_accept)
         ]
-        tails = self._windows([items[n][1][first:] for n in unsure], [items[n] for n in unsure])
-        for n, tail in zip(unsure, tails, strict=True):
-            whole = windows[n] + [replace(w, pair=w.pair + first) for w in tail]
-            question, passages, rank = items[n]
-            readings[n] = self._reading(question, passages, whole, rank)
+        if unsure:
+            tails = [items[n][1][len(heads[n]) :] for n in unsure]
+            for n, tail in zip(
+                unsure, self._windows(tails, [items[n] for n in unsure]), strict=True
+            ):
+                whole = windows[n] + [replace(w, pair=w.pair + len(heads[n])) for w in tail]
+                question, passages, rank = items[n]
+                readings[n] = self._reading(question, passages, whole, rank)
         return readings
 
     def _windows(
