@@ -88,7 +88,7 @@ def recall_at_10(pipe: AskPipeline, questions: list[str], kind: str) -> float:
         np.stack([s.vector for s in stored]), "flat", np.array([s.id for s in stored])
     )
     del stored
-    queries = pipe.encoder.encode(questions)
+    queries = pipe.encoder.encode_queries(questions)
     _, approx_ids = pipe.store.vectors.search(queries, 10)
     _, exact_ids = exact.search(queries, 10)
     overlaps = [

@@ -265,6 +265,25 @@ def test_every_index_kind_finds_vectors_by_id_and_forgets_removed_ones(kind, tmp
     assert not {1000, 1001} & set(loaded.search(vectors[:2], 5)[1].ravel().tolist())
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_a_few_questions_search_on_one_thread_as_many_do_on_all(kind):
+    import faiss
+
+    from embeddings.vector_index import ONE_THREAD_BELOW, VectorIndex
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex.build(vectors, kind)
+    queries = rng.normal(size=(ONE_THREAD_BELOW, 16)).astype(np.float32)
+    threads = faiss.omp_get_max_threads()
+    many = index.search(queries, 5)  # all threads
+    few = [index.search(q, 5) for q in queries]  # one thread each
+    assert faiss.omp_get_max_threads() == threads  # the caller's setting is given back
+    np.testing.assert_array_equal(np.vstack([f[1] for f in few]), many[1])
+    np.testing.assert_allclose(np.vstack([f[0] for f in few]), many[0], rtol=1e-5)
+
+
 def test_unknown_index_kind_is_rejected():
     from embeddings.vector_index import VectorIndex
 

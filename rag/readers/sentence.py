@@ -42,7 +42,7 @@ class SentenceReader:
                     candidates.append((p_idx, p.start + s, p.start + e, p.text[s:e]))
         if not candidates:
             return Reading([], abstain=True, score=0.0)
-        q_vec = self.encoder.encode([question])[0]
+        q_vec = self.encoder.encode_queries([question])[0]
         s_vecs = self.encoder.encode([c[3] for c in candidates])
         scores = [
             float(np.dot(q_vec, vec)) + self.overlap_weight * overlap(question, text)
