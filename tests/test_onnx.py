@@ -104,3 +104,12 @@ def test_export_writes_files_that_load_offline_without_torch(tmp_path: Path) -> 
     assert {"Attention", "QAttention", "SkipLayerNormalization"} <= fused
     result = read_offline(folder, "onnx", tmp_path)
     assert result["text"] == "1874" and not result["torch"] and not result["transformers"]
+
+
+@needs_export
+def test_no_session_pool_spins_while_idle() -> None:
+    from embeddings.onnx_session import cpu_session
+
+    session = cpu_session(onnx_path(MODEL, "int8"), threads=2)
+    entry = session.get_session_options().get_session_config_entry
+    assert entry("session.intra_op.allow_spinning") == "0"
