@@ -51,8 +51,10 @@ def abandoned(jobs: list[_Job]) -> list[bool]:
 
 
 class BatchingWorker:
-    """Answers :meth:`ask` calls in batches of up to ``max_batch``, gathered for at most
-    ``window_ms`` after the first; at most ``max_queue`` wait, the rest get :class:`Overloaded`.
+    """Answers :meth:`ask` calls in batches of up to ``max_batch``: those already waiting, and,
+    when the last batch held more than one (questions arrive together), those arriving within
+    ``window_ms`` after the first; a lone asker is never held for company. At most
+    ``max_queue`` wait, the rest get :class:`Overloaded`.
     A job whose caller has gone (cancelled, or ``gone()`` says its client left) is dropped
     before it is computed, with :class:`ClientGone`."""
 
@@ -66,6 +68,7 @@ class BatchingWorker:
         self.batches = 0
         self.dropped = 0
         self._batch_seconds = 0.5  # moving average, for Retry-After
+        self._last_size = 1
 
     @property
     def waiting(self) -> int:
@@ -102,7 +105,8 @@ class BatchingWorker:
             first = self._queue.get()
             if first is None:
                 return
-            jobs, deadline = [first], time.perf_counter() + self.window_s
+            window = self.window_s if self._last_size > 1 else 0.0
+            jobs, deadline = [first], time.perf_counter() + window
             while len(jobs) < self.max_batch:
                 try:
                     job = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
@@ -112,6 +116,7 @@ class BatchingWorker:
                     self._queue.put(None)  # stop after this batch
                     break
                 jobs.append(job)
+            self._last_size = len(jobs)
             live = []
             for job, gone in zip(jobs, abandoned(jobs), strict=True):
                 if gone:

@@ -146,7 +146,8 @@ class Settings(BaseSettings):
     max_upload_files: int = Field(10, ge=1, le=1000)
     # Uploads whose files total more answer 202 with a job to poll; smaller ones wait until searchable.
     upload_sync_bytes: int = Field(1_000_000, ge=0)
-    # Questions answered together by the one inference worker (a batch), gathered for at most
+    # Questions answered together by the one inference worker (a batch): those waiting, and while
+    # questions arrive together (the last batch held more than one), those arriving within
     # batch_window_ms after the first; max_queue more may wait (then 503 with Retry-After).
     max_in_flight: int = Field(8, ge=1, le=256)
     batch_window_ms: float = Field(5, ge=0, le=1000)

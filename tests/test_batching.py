@@ -91,3 +91,22 @@ def test_a_full_queue_is_overloaded_and_a_gone_caller_is_dropped(seed_pipeline) 
         seed_pipeline.ask_many = original
         worker.stop()
     assert worker.dropped == 1
+
+
+def test_a_lone_question_is_not_held_for_company(seed_pipeline, dev_questions) -> None:
+    """The window opens only while questions arrive together: a lone asker waits for no one."""
+    worker = BatchingWorker(seed_pipeline, max_batch=4, window_ms=60_000, max_queue=8)
+    worker.start()
+
+    async def ask_alone() -> list:
+        return [
+            await asyncio.wait_for(worker.ask(Ask(q["question"])), timeout=30)
+            for q in dev_questions[:2]
+        ]
+
+    try:
+        answers = asyncio.run(ask_alone())  # a minute's window would time out here
+    finally:
+        worker.stop()
+    assert [a.question for a in answers] == [q["question"] for q in dev_questions[:2]]
+    assert worker.batches == 2
