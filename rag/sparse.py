@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from array import array
 from collections import Counter
 from collections.abc import Iterable
@@ -14,6 +13,8 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import Stemmer
+
+from rag.mapped_arrays import MAGIC, load_arrays, save_arrays
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -129,16 +130,19 @@ class SparseIndex:
     def save(self, path: Path) -> None:
         """Write the built postings (one file, atomically); chunks changed since are not in
         it, and :meth:`load` callers catch up by id."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # processes may save at once
-        with open(tmp, "wb") as f:
-            np.savez(f, **self._base.arrays())
-        tmp.replace(path)
+        save_arrays(path, self._base.arrays())
 
     @classmethod
     def load(cls, path: Path) -> SparseIndex:
-        """What :meth:`save` wrote; ValueError or OSError when it is unusable."""
-        with np.load(path) as saved:
-            base = _Base.from_arrays({k: saved[k] for k in saved.files})
+        """What :meth:`save` wrote, memory-mapped (or an earlier version's ``.npz``, read
+        whole); ValueError or OSError when it is unusable."""
+        with open(path, "rb") as f:
+            mapped = f.read(len(MAGIC)) == MAGIC
+        if mapped:
+            base = _Base.from_arrays(load_arrays(path))
+        else:
+            with np.load(path) as saved:
+                base = _Base.from_arrays({k: saved[k] for k in saved.files})
         index = cls()
         index._base = base
         index._size = len(base.ids)

@@ -3,6 +3,7 @@ from the :class:`DocumentStore` and brought up to date with it one changed docum
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # What the JSON-lines index of earlier versions left in the index folder.
 _FORMAT_1 = ("manifest.json", "documents.jsonl", "chunks.jsonl", "embeddings.npy", "vectors.faiss")
+BM25_FILE = "bm25.postings"  # the BM25 postings beside the store, memory-mapped when loaded
+BM25_FILE_1 = "bm25.npz"  # what earlier versions kept (read whole)
 
 
 class DenseIndex(Protocol):
@@ -119,7 +122,8 @@ class IndexStore:
                 for i, doc_id, start, end in docstore.chunk_rows()
             }
             ids = np.fromiter(chunks, dtype=np.int64, count=len(chunks))
-            sparse = _sparse(docstore, ids, docstore.path.with_name("bm25.npz") if cache else None)
+            kept = docstore.path.with_name(BM25_FILE) if cache else None
+            sparse = _sparse(docstore, ids, kept)
             path = docstore.path.with_name(f"vectors-{kind}.faiss") if cache else None
             if dense is not None:
                 _catch_up(dense, docstore, ids)
@@ -221,6 +225,11 @@ def _catch_up(dense: DenseIndex, docstore: DocumentStore, ids: np.ndarray) -> in
 def _sparse(docstore: DocumentStore, ids: np.ndarray, path: Path | None) -> SparseIndex:
     """BM25 over ``ids``: the postings kept beside the store, caught up by id, or built from
     the stored terms (and kept) when there are none or a tenth of them changed."""
+    earlier = path.with_name(BM25_FILE_1) if path is not None else None
+    if path is not None and earlier is not None and earlier.is_file():
+        with contextlib.suppress(OSError, ValueError, KeyError):  # unusable: built below
+            SparseIndex.load(earlier).save(path)  # an earlier version's: kept again, mapped
+        earlier.unlink()
     if path is not None and path.is_file():
         try:
             sparse = SparseIndex.load(path)

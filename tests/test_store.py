@@ -17,7 +17,14 @@ from rag.docstore import DocumentStore, StoreError
 from rag.documents import Document, content_hash
 from rag.library import DocumentConflict, Library, UnknownDocument, check_doc_id
 from rag.sparse import _STEMMER, SparseIndex, terms_of
-from rag.store import IndexLoadError, IndexStore, StaleIndexError, open_index
+from rag.store import (
+    BM25_FILE,
+    BM25_FILE_1,
+    IndexLoadError,
+    IndexStore,
+    StaleIndexError,
+    open_index,
+)
 
 
 @pytest.fixture
@@ -369,7 +376,7 @@ def test_bm25_postings_are_kept_and_caught_up_at_load(small_settings, encoder, c
         (corpus / f"{n}.txt").write_text(f"Note {n}\n\nThe harbour log lists {n} storms.\n")
     small_settings = small_settings.model_copy(update={"corpus_dir": corpus})
     store = open_index(small_settings, encoder)
-    kept = small_settings.index_dir / "bm25.npz"
+    kept = small_settings.index_dir / BM25_FILE
     assert kept.is_file()
     library = Library.from_settings(small_settings, encoder)
     library.add([(text_doc("tides.txt", "Tides\n\nThe tide gauge was installed in 1911."), "t")])
@@ -377,6 +384,7 @@ def test_bm25_postings_are_kept_and_caught_up_at_load(small_settings, encoder, c
     with caplog.at_level("INFO", logger="rag.store"):
         cached = IndexStore.load(store.docstore)
     assert "kept postings loaded, -0 +1" in caplog.text
+    assert isinstance(cached.sparse._base.rows, np.memmap)  # mapped, not read whole
     fresh = IndexStore.load(store.docstore, cache=False)
     assert sorted(cached.sparse.ids().tolist()) == sorted(fresh.chunks)
     for query in ("tide gauge installed", "harbour storms", "note 7"):
@@ -384,13 +392,26 @@ def test_bm25_postings_are_kept_and_caught_up_at_load(small_settings, encoder, c
         assert len(want[1])
         assert got[1].tolist() == want[1].tolist()
         np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
-    kept.write_bytes(b"not an npz file")
+    kept.write_bytes(b"not a postings file")
     with caplog.at_level("WARNING", logger="rag.store"):
         again = IndexStore.load(store.docstore)
     assert "rebuilding BM25" in caplog.text
     assert (
         again.sparse.search("tide gauge", 3)[1].tolist()
         == fresh.sparse.search("tide gauge", 3)[1].tolist()
+    )
+    # An earlier version kept the postings as .npz: read once, kept again in the mapped file.
+    earlier = kept.with_name(BM25_FILE_1)
+    with open(earlier, "wb") as f:
+        np.savez(f, **SparseIndex.load(kept)._base.arrays())
+    kept.unlink()
+    with caplog.at_level("INFO", logger="rag.store"):
+        migrated = IndexStore.load(store.docstore)
+    assert kept.is_file() and not earlier.is_file()
+    assert isinstance(migrated.sparse._base.rows, np.memmap)
+    assert (
+        migrated.sparse.search("harbour storms", 5)[1].tolist()
+        == fresh.sparse.search("harbour storms", 5)[1].tolist()
     )
 
 
