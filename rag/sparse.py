@@ -3,6 +3,7 @@ bm25s scores it: stemmed, English stop words removed, k1 1.5, b 0.75)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from array import array
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _STEMMER = Stemmer.Stemmer("english")
+BM25_FILE = "bm25.postings"  # the postings kept beside a store, memory-mapped when loaded
+BM25_FILE_1 = "bm25.npz"  # what earlier versions kept (read whole)
 
 
 def terms_of(texts: list[str]) -> list[list[str]]:
@@ -214,3 +217,11 @@ class SparseIndex:
             np.array([s for _, s in ranked], dtype=np.float32),
             np.array([i for i, _ in ranked], dtype=np.int64),
         )
+
+
+def convert_earlier(earlier: Path, path: Path) -> None:
+    """An earlier version's postings kept again at ``path`` (mapped), then removed; unusable
+    ones are only removed (the caller builds anew)."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        SparseIndex.load(earlier).save(path)
+    earlier.unlink()

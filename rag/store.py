@@ -3,7 +3,6 @@ from the :class:`DocumentStore` and brought up to date with it one changed docum
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -24,14 +23,12 @@ from rag.config import SEED_CORPUS, Settings
 from rag.docstore import DocumentStore, StoreError
 from rag.documents import CorpusError, Document, file_hashes
 from rag.library import Library
-from rag.sparse import SparseIndex
+from rag.sparse import BM25_FILE, BM25_FILE_1, SparseIndex, convert_earlier
 
 log = logging.getLogger(__name__)
 
 # What the JSON-lines index of earlier versions left in the index folder.
 _FORMAT_1 = ("manifest.json", "documents.jsonl", "chunks.jsonl", "embeddings.npy", "vectors.faiss")
-BM25_FILE = "bm25.postings"  # the BM25 postings beside the store, memory-mapped when loaded
-BM25_FILE_1 = "bm25.npz"  # what earlier versions kept (read whole)
 
 
 class DenseIndex(Protocol):
@@ -225,11 +222,8 @@ def _catch_up(dense: DenseIndex, docstore: DocumentStore, ids: np.ndarray) -> in
 def _sparse(docstore: DocumentStore, ids: np.ndarray, path: Path | None) -> SparseIndex:
     """BM25 over ``ids``: the postings kept beside the store, caught up by id, or built from
     the stored terms (and kept) when there are none or a tenth of them changed."""
-    earlier = path.with_name(BM25_FILE_1) if path is not None else None
-    if path is not None and earlier is not None and earlier.is_file():
-        with contextlib.suppress(OSError, ValueError, KeyError):  # unusable: built below
-            SparseIndex.load(earlier).save(path)  # an earlier version's: kept again, mapped
-        earlier.unlink()
+    if path is not None and path.with_name(BM25_FILE_1).is_file():
+        convert_earlier(path.with_name(BM25_FILE_1), path)
     if path is not None and path.is_file():
         try:
             sparse = SparseIndex.load(path)

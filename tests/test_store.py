@@ -16,10 +16,8 @@ from rag.config import Settings
 from rag.docstore import DocumentStore, StoreError
 from rag.documents import Document, content_hash
 from rag.library import DocumentConflict, Library, UnknownDocument, check_doc_id
-from rag.sparse import _STEMMER, SparseIndex, terms_of
+from rag.sparse import _STEMMER, BM25_FILE, BM25_FILE_1, SparseIndex, terms_of
 from rag.store import (
-    BM25_FILE,
-    BM25_FILE_1,
     IndexLoadError,
     IndexStore,
     StaleIndexError,
