@@ -17,12 +17,7 @@ from rag.docstore import DocumentStore, StoreError
 from rag.documents import Document, content_hash
 from rag.library import DocumentConflict, Library, UnknownDocument, check_doc_id
 from rag.sparse import _STEMMER, BM25_FILE, BM25_FILE_1, SparseIndex, terms_of
-from rag.store import (
-    IndexLoadError,
-    IndexStore,
-    StaleIndexError,
-    open_index,
-)
+from rag.store import IndexLoadError, IndexStore, StaleIndexError, open_index
 
 
 @pytest.fixture
