@@ -11,10 +11,9 @@ Contract: ``question == core`` when nothing is found, and ``core`` keeps a conte
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rag.chunking import Chunk
+from rag.chunk_table import ChunkTable
 from rag.readers.words import content_words
 from rag.sparse import SparseIndex, terms_of
 
@@ -76,12 +75,12 @@ def split_attribution(question: str) -> Attributed:
     return Attributed(question, question, None)
 
 
-def named_documents(phrase: str, sparse: SparseIndex, chunks: Mapping[int, Chunk]) -> set[str]:
+def named_documents(phrase: str, sparse: SparseIndex, chunks: ChunkTable) -> set[str]:
     """The documents whose chunks hold every word of the name in ``phrase`` ("Al Jazeera" of
     "according to the Al Jazeera report"), by the BM25 index's terms; empty when none does."""
     named: set[str] | None = None
     for term in set(terms_of([phrase])[0]) - _FRAME:
-        held = {chunks[i].doc_id for i in sparse.ids_with(term).tolist() if i in chunks}
+        held = chunks.doc_ids_of(sparse.ids_with(term))
         named = held if named is None else named & held
         if not named:
             return set()

@@ -32,13 +32,17 @@ CREATE INDEX IF NOT EXISTS documents_sha ON documents(sha256);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
     "end" INTEGER NOT NULL, terms TEXT NOT NULL, vector BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+DROP INDEX IF EXISTS chunks_doc;
+CREATE INDEX IF NOT EXISTS chunks_place ON chunks(doc_id, start, "end");
 CREATE TABLE IF NOT EXISTS changes (
     generation INTEGER NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (generation, doc_id));
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, state TEXT NOT NULL, progress REAL NOT NULL, error TEXT,
     result TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 """
+
+
+_JOB = "SELECT id, state, progress, error, result, created_at, updated_at FROM jobs"
 
 
 class StoreError(RuntimeError):
@@ -256,8 +260,11 @@ class DocumentStore:
         return int(self._conn().execute("SELECT count(*) FROM chunks").fetchone()[0])
 
     def chunk_rows(self) -> Iterator[tuple[int, str, int, int]]:
-        """(id, doc_id, start, end) of every chunk in id order."""
-        yield from self._conn().execute('SELECT id, doc_id, start, "end" FROM chunks ORDER BY id')
+        """(id, doc_id, start, end) of every chunk, read from ``chunks_place`` alone (not the
+        rows' terms and vectors: a tenth of the file at a million chunks); in no set order."""
+        yield from self._conn().execute(
+            'SELECT id, doc_id, start, "end" FROM chunks INDEXED BY chunks_place'
+        )
 
     def _column(self, column: str, ids: np.ndarray | None) -> Iterator[tuple[int, object]]:
         """(id, column) of every chunk in id order, or of these ids."""
@@ -381,15 +388,7 @@ class DocumentStore:
         return cur.rowcount
 
     def job(self, job_id: str) -> dict | None:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT id, state, progress, error, result, created_at, updated_at FROM jobs "
-                "WHERE id = ?",
-                (job_id,),
-            )
-            .fetchone()
-        )
+        row = self._conn().execute(_JOB + " WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             return None
         keys = ("id", "state", "progress", "error", "documents", "created_at", "updated_at")

@@ -18,7 +18,7 @@ import numpy as np
 from embeddings.encoder import Encoder
 from embeddings.vector_index import IndexFileError, IndexKind, VectorIndex
 from embeddings.vector_index import IndexParams as VectorParams
-from rag.chunking import Chunk
+from rag.chunk_table import ChunkTable
 from rag.config import SEED_CORPUS, Settings
 from rag.docstore import DocumentStore, StoreError
 from rag.documents import CorpusError, Document, file_hashes
@@ -83,7 +83,7 @@ class IndexStore:
         docstore: DocumentStore,
         kind: IndexKind,
         documents: dict[str, Document],
-        chunks: dict[int, Chunk],
+        chunks: ChunkTable,
         vectors: DenseIndex,
         sparse: SparseIndex,
         generation: int,
@@ -93,9 +93,6 @@ class IndexStore:
         self.vectors, self.sparse = vectors, sparse
         self.generation = generation
         self.lock = threading.RLock()  # held while searching and while refreshing
-        self._by_doc: dict[str, list[int]] = {}
-        for chunk_id, c in chunks.items():
-            self._by_doc.setdefault(c.doc_id, []).append(chunk_id)
 
     @classmethod
     def load(
@@ -114,11 +111,8 @@ class IndexStore:
         with docstore.snapshot():
             generation = docstore.generation()
             documents = {d.doc_id: d for d in docstore.documents()}
-            chunks = {
-                i: _chunk(documents, doc_id, start, end)
-                for i, doc_id, start, end in docstore.chunk_rows()
-            }
-            ids = np.fromiter(chunks, dtype=np.int64, count=len(chunks))
+            chunks = ChunkTable.from_rows(documents, docstore.chunk_rows())
+            ids = chunks.ids()
             kept = docstore.path.with_name(BM25_FILE) if cache else None
             sparse = _sparse(docstore, ids, kept)
             path = docstore.path.with_name(f"vectors-{kind}.faiss") if cache else None
@@ -141,7 +135,8 @@ class IndexStore:
             closing()
 
     def chunk_counts(self) -> dict[str, int]:
-        return {doc_id: len(self._by_doc.get(doc_id, ())) for doc_id in self.documents}
+        counts = self.chunks.counts()
+        return {doc_id: counts.get(doc_id, 0) for doc_id in self.documents}
 
     def refresh(self) -> bool:
         """Catch up with the document store; whether anything changed. Re-applying a change
@@ -154,19 +149,19 @@ class IndexStore:
             changed = sorted(self.docstore.changed_since(self.generation))
             fresh_docs = list(self.docstore.documents(changed))
             stored = list(self.docstore.chunks(changed))
-        documents, chunks = dict(self.documents), dict(self.chunks)
-        gone = [i for doc_id in changed for i in self._by_doc.pop(doc_id, [])]
+        documents = dict(self.documents)
+        gone = self.chunks.ids_of(changed).tolist()
         for chunk_id in gone:
-            del chunks[chunk_id]
             self.sparse.remove(chunk_id)
         self.vectors.remove(gone)
         for doc_id in changed:
             documents.pop(doc_id, None)
         documents.update((d.doc_id, d) for d in fresh_docs)
+        chunks = self.chunks.changed(
+            changed, [(s.id, s.doc_id, s.start, s.end) for s in stored], documents
+        )
         for s in stored:
-            chunks[s.id] = _chunk(documents, s.doc_id, s.start, s.end)
             self.sparse.add(s.id, s.terms)
-            self._by_doc.setdefault(s.doc_id, []).append(s.id)
         if stored:
             self.vectors.add(np.stack([s.vector for s in stored]), np.array([s.id for s in stored]))
         self.documents, self.chunks, self.generation = documents, chunks, generation
@@ -265,10 +260,6 @@ def index_kind_for(settings: Settings, chunks: int) -> IndexKind:
 
 def vector_params(settings: Settings) -> VectorParams:
     return VectorParams(ef_search=settings.hnsw_ef_search, nprobe=settings.ivf_nprobe)
-
-
-def _chunk(documents: dict[str, Document], doc_id: str, start: int, end: int) -> Chunk:
-    return Chunk(doc_id, start, end, documents[doc_id].text[start:end])
 
 
 def corpus_of(settings: Settings, docstore: DocumentStore | None = None) -> Path:
