@@ -46,6 +46,7 @@ def test_a_tiny_run_prints_every_column_with_sane_figures_and_resumes(tmp_path: 
     assert row["embedded_chunks"] == row["chunks"] and row["chunks_per_s"] > 0
     assert row["ingest_peak_rss_mb"] > 0 and row["store_mb"] > 0
     assert row["load_s"] >= 0 and row["load_rss_mb"] > 0
+    assert row["kept_load_s"] >= 0 and row["kept_load_rss_mb"] > 0
     assert row["searched_questions"] == 60 and row["asked_questions"] == 10
     assert 0 < row["retrieve_ms"][0] <= row["retrieve_ms"][1]
     assert 0 < row["ask_ms"][0] <= row["ask_ms"][1]
