@@ -3,7 +3,6 @@ from the :class:`DocumentStore` and brought up to date with it one changed docum
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -11,35 +10,31 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from embeddings.encoder import Encoder
-from embeddings.vector_index import IndexFileError, IndexKind, VectorIndex
+from embeddings.vector_index import IndexKind
 from embeddings.vector_index import IndexParams as VectorParams
 from rag.chunk_table import ChunkTable
 from rag.config import SEED_CORPUS, Settings
 from rag.docstore import DocumentStore, StoreError
 from rag.documents import CorpusError, Document, file_hashes
+from rag.kept_indexes import (
+    DenseIndex,
+    built_vectors,
+    catch_up,
+    kept_sparse,
+    kept_vectors,
+    save_vectors,
+)
 from rag.library import Library
-from rag.sparse import BM25_FILE, BM25_FILE_1, SparseIndex, convert_earlier
+from rag.sparse import BM25_FILE, SparseIndex
 
 log = logging.getLogger(__name__)
 
 # What the JSON-lines index of earlier versions left in the index folder.
 _FORMAT_1 = ("manifest.json", "documents.jsonl", "chunks.jsonl", "embeddings.npy", "vectors.faiss")
-
-
-class DenseIndex(Protocol):
-    """What the store needs of a dense index: FAISS's :class:`VectorIndex` or Milvus's."""
-
-    size: int
-
-    def ids(self) -> np.ndarray: ...
-    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None: ...
-    def remove(self, ids: list[int]) -> None: ...
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class IndexLoadError(RuntimeError):
@@ -114,18 +109,17 @@ class IndexStore:
             chunks = ChunkTable.from_rows(documents, docstore.chunk_rows())
             ids = chunks.ids()
             kept = docstore.path.with_name(BM25_FILE) if cache else None
-            sparse = _sparse(docstore, ids, kept)
+            sparse = kept_sparse(docstore, ids, kept)
             path = docstore.path.with_name(f"vectors-{kind}.faiss") if cache else None
             if dense is not None:
-                _catch_up(dense, docstore, ids)
+                catch_up(dense, docstore, ids)
                 vectors = dense
             else:
-                vectors = _cached_vectors(docstore, path, kind, params, ids)
+                vectors = kept_vectors(docstore, path, kind, params, ids)
             if vectors is None:
-                found, matrix = docstore.vectors()
-                vectors = VectorIndex.build(matrix, kind, found, params)
+                vectors = built_vectors(docstore, kind, params, ids)
                 if path is not None and kind != "flat":
-                    _save_vectors(vectors, path)
+                    save_vectors(vectors, path)
         return cls(docstore, kind, documents, chunks, vectors, sparse, generation)
 
     def close(self) -> None:
@@ -170,84 +164,6 @@ class IndexStore:
             generation, len(changed), len(gone), len(stored), 1000 * (time.perf_counter() - started),
         )  # fmt: skip
         return True
-
-
-def _cached_vectors(
-    docstore: DocumentStore,
-    path: Path | None,
-    kind: IndexKind,
-    params: VectorParams,
-    ids: np.ndarray,
-) -> VectorIndex | None:
-    """The kept index, its ids brought in line with ``ids`` (``None``: none usable)."""
-    if path is None or kind == "flat" or not path.is_file():
-        return None
-    sidecar = path.with_suffix(".json")
-    try:
-        built = json.loads(sidecar.read_text("utf-8"))
-        vectors = VectorIndex.load(path, kind, params)
-    except (OSError, ValueError, IndexFileError) as exc:
-        log.warning("rebuilding the %s index: the kept one is unusable (%s)", kind, exc)
-        return None
-    if built != _build_params(kind, params):
-        return None
-    if _catch_up(vectors, docstore, ids):
-        _save_vectors(vectors, path)
-    log.info("%s index: kept one loaded", kind)
-    return vectors
-
-
-def _difference(kept: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ids kept that the store no longer has, the store's ids not kept)."""
-    return np.setdiff1d(kept, ids), np.setdiff1d(ids, kept)
-
-
-def _catch_up(dense: DenseIndex, docstore: DocumentStore, ids: np.ndarray) -> int:
-    """Make ``dense`` hold exactly ``ids``: what the store no longer has deleted, what it lacks
-    added (chunk ids are never reused, so an id kept is a vector still right); how many moved."""
-    stale, missing = _difference(dense.ids(), ids)
-    dense.remove(stale.tolist())
-    for i in range(0, len(missing), 10_000):
-        found, matrix = docstore.vectors(missing[i : i + 10_000])
-        dense.add(matrix, found)
-    log.info("dense index in step with the store: -%d +%d vectors", len(stale), len(missing))
-    return len(stale) + len(missing)
-
-
-def _sparse(docstore: DocumentStore, ids: np.ndarray, path: Path | None) -> SparseIndex:
-    """BM25 over ``ids``: the postings kept beside the store, caught up by id, or built from
-    the stored terms (and kept) when there are none or a tenth of them changed."""
-    if path is not None and path.with_name(BM25_FILE_1).is_file():
-        convert_earlier(path.with_name(BM25_FILE_1), path)
-    if path is not None and path.is_file():
-        try:
-            sparse = SparseIndex.load(path)
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("rebuilding BM25: the kept postings are unusable (%s)", exc)
-        else:
-            stale, missing = _difference(sparse.ids(), ids)
-            if (len(stale) + len(missing)) * 10 <= max(len(ids), 1):
-                for chunk_id in stale.tolist():
-                    sparse.remove(chunk_id)
-                for chunk_id, terms in docstore.terms(missing):
-                    sparse.add(chunk_id, terms)
-                log.info("BM25: kept postings loaded, -%d +%d chunks", len(stale), len(missing))
-                return sparse
-    sparse = SparseIndex.build(docstore.terms())
-    if path is not None:
-        sparse.save(path)
-    return sparse
-
-
-def _build_params(kind: IndexKind, params: VectorParams) -> dict:
-    """What a kept index must have been built with (search-time knobs may differ)."""
-    built = params.as_dict()
-    return {"kind": kind, **{k: built[k] for k in ("hnsw_m", "ef_construction", "nlist")}}
-
-
-def _save_vectors(vectors: VectorIndex, path: Path) -> None:
-    vectors.save(path)
-    path.with_suffix(".json").write_text(json.dumps(_build_params(vectors.kind, vectors.params)))
 
 
 def index_kind_for(settings: Settings, chunks: int) -> IndexKind:

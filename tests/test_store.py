@@ -310,7 +310,7 @@ def test_an_approximate_index_is_kept_and_caught_up_at_load(small_settings, enco
     library = Library.from_settings(hnsw, encoder)
     library.add([(text_doc("tides.txt", "Tides\n\nThe tide gauge was installed in 1911."), "t")])
     library.remove(["a.txt"])
-    with caplog.at_level("INFO", logger="rag.store"):
+    with caplog.at_level("INFO", logger="rag.kept_indexes"):
         again = IndexStore.load(store.docstore, "hnsw")
     assert "kept one loaded" in caplog.text
     exact = IndexStore.load(store.docstore, "flat")
@@ -374,7 +374,7 @@ def test_bm25_postings_are_kept_and_caught_up_at_load(small_settings, encoder, c
     library = Library.from_settings(small_settings, encoder)
     library.add([(text_doc("tides.txt", "Tides\n\nThe tide gauge was installed in 1911."), "t")])
     assert len(store.chunks) >= 10  # one new chunk is under a tenth: caught up, not rebuilt
-    with caplog.at_level("INFO", logger="rag.store"):
+    with caplog.at_level("INFO", logger="rag.kept_indexes"):
         cached = IndexStore.load(store.docstore)
     assert "kept postings loaded, -0 +1" in caplog.text
     assert isinstance(cached.sparse._base.rows, np.memmap)  # mapped, not read whole
@@ -386,7 +386,7 @@ def test_bm25_postings_are_kept_and_caught_up_at_load(small_settings, encoder, c
         assert got[1].tolist() == want[1].tolist()
         np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
     kept.write_bytes(b"not a postings file")
-    with caplog.at_level("WARNING", logger="rag.store"):
+    with caplog.at_level("WARNING", logger="rag.kept_indexes"):
         again = IndexStore.load(store.docstore)
     assert "rebuilding BM25" in caplog.text
     assert (
