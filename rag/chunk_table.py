@@ -25,8 +25,8 @@ class ChunkTable(Mapping[int, Chunk]):
         starts: np.ndarray,
         ends: np.ndarray,
     ):
-        order = np.argsort(ids, kind="stable")
-        if not np.array_equal(order, np.arange(len(ids))):
+        if np.any(ids[1:] < ids[:-1]):  # a refresh appends larger ids: sorting is rare
+            order = np.argsort(ids, kind="stable")
             ids, docs, starts, ends = ids[order], docs[order], starts[order], ends[order]
         self.documents = documents
         self._doc_ids = list(doc_ids)  # docs[i] indexes this

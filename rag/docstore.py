@@ -260,8 +260,8 @@ class DocumentStore:
         return int(self._conn().execute("SELECT count(*) FROM chunks").fetchone()[0])
 
     def chunk_rows(self) -> Iterator[tuple[int, str, int, int]]:
-        """(id, doc_id, start, end) of every chunk, read from ``chunks_place`` alone (not the
-        rows' terms and vectors: a tenth of the file at a million chunks); in no set order."""
+        """(id, doc_id, start, end) of every chunk, read from ``chunks_place`` alone (not from
+        the rows, which also hold terms and a vector each); in no set order."""
         yield from self._conn().execute(
             'SELECT id, doc_id, start, "end" FROM chunks INDEXED BY chunks_place'
         )
