@@ -51,6 +51,8 @@ def test_a_tiny_run_prints_every_column_with_sane_figures_and_resumes(tmp_path: 
     assert 0 < row["retrieve_ms"][0] <= row["retrieve_ms"][1]
     assert 0 < row["ask_ms"][0] <= row["ask_ms"][1]
     assert 0 <= row["hit_at_5"] <= 1 and row["recall_at_10"] == 1.0  # flat: exact
+    assert 0 <= row["hit_at_5_dense"] <= 1 and 0 <= row["hit_at_5_bm25"] <= 1
+    assert row["planted_questions"] > row["searched_questions"]  # hit@5 asks every one
     assert row["add_chunks"] > 0 and row["add_s"] > 0
     assert row["add_refresh_ms"] > 0 and row["remove_refresh_ms"] > 0
 
@@ -58,7 +60,8 @@ def test_a_tiny_run_prints_every_column_with_sane_figures_and_resumes(tmp_path: 
     assert again.returncode == 0, again.stderr[-3000:]
     (resumed,) = json.loads(out.read_text())["rows"]
     assert resumed["embedded_chunks"] == 0 and resumed["chunks"] == row["chunks"]
-    assert resumed["hit_at_5"] == row["hit_at_5"]  # the same corpus and questions
+    for key in ("hit_at_5", "hit_at_5_dense", "hit_at_5_bm25"):
+        assert resumed[key] == row[key]  # the same corpus and questions
     assert "add_s" not in resumed
 
 
