@@ -86,11 +86,17 @@ def add_attribute_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def holds_answer(probe: Probe, doc_id: str, text: str) -> bool:
+    """Whether a passage (its document and text) lies inside the probe's paragraph and holds
+    one of its answers: what counts as a hit."""
+    inside = doc_id == probe.doc_id and text in probe.paragraph
+    return inside and any(a in text for a in probe.answers)
+
+
 def first_hit(pipe: AskPipeline, probe: Probe, mode: str, k: int) -> int | None:
     """Rank (1-based) of the first passage inside the probe's paragraph holding an answer."""
     for rank, p in enumerate(pipe.search(probe.question, mode=mode, top_k=k), start=1):  # type: ignore[arg-type]
-        inside = p.doc_id == probe.doc_id and p.text in probe.paragraph
-        if inside and any(a in p.text for a in probe.answers):
+        if holds_answer(probe, p.doc_id, p.text):
             return rank
     return None
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from embeddings.encoder import Encoder
 from eval.scale_corpus import CorpusSource
-from eval.squad_retrieval import Probe
+from eval.squad_retrieval import Probe, holds_answer
 from rag.config import get_settings
 from rag.pipeline import AskPipeline
 from rag.training.squad import examples_from_articles
@@ -50,12 +50,7 @@ def pools(n: int) -> list[dict]:
         out = []
         for h in hits:
             c = chunks[h.chunk_id]
-            hit = (
-                c.doc_id == p.doc_id
-                and c.text in p.paragraph
-                and any(a in c.text for a in p.answers)
-            )
-            out.append((h.chunk_id, h.score, c.doc_id, hit))
+            out.append((h.chunk_id, h.score, c.doc_id, holds_answer(p, c.doc_id, c.text)))
         return out
 
     dense = r.dense_many(
