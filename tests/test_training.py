@@ -434,7 +434,14 @@ def test_a_run_in_two_pieces_ends_where_one_run_ends(tmp_path, tokenizer):
     whole = train(config("whole"), windows=train_windows)
     first = train(config("first", save_every=3), windows=train_windows)
     assert (tmp_path / "wip" / "checkpoint.pt").is_file()
+    import torch
+
+    saved = torch.load(tmp_path / "wip" / "checkpoint.pt", weights_only=False)["progress"]
     resumed = train(config("resumed", resume=True), windows=train_windows)
+    # the record's training time covers both pieces, not only the resumed one
+    assert saved["step"] == 6 and saved["seconds"] > 0
+    assert resumed["train_seconds"] >= round(saved["seconds"], 1)
+    assert resumed["windows_seen"] == whole["windows_seen"]
     assert whole["steps"] == first["steps"] == resumed["steps"] == 8
     assert len(resumed["losses_per_log"]) == len(whole["losses_per_log"])
     assert resumed["losses_per_log"][-1] == pytest.approx(whole["losses_per_log"][-1], rel=1e-3)

@@ -118,6 +118,7 @@ def build_optimizer(model: Any, cfg: TrainConfig, total_steps: int) -> tuple[Any
 class Progress:
     step: int = 0
     seen: int = 0
+    seconds: float = 0.0  # training time summed over every piece of a resumed run
     losses: list[float] = field(default_factory=list)
 
 
@@ -177,6 +178,7 @@ def run_steps(
         for b, idx in enumerate(order):
             if epoch * per_epoch + b < progress.step:
                 continue
+            t_step = time.time()
             loss = train_step(model, [windows[i] for i in idx], pad_id, device, cfg.bf16)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {progress.step}")
@@ -188,6 +190,7 @@ def run_steps(
             optim.zero_grad(set_to_none=True)
             progress.step += 1
             progress.seen += len(idx)
+            progress.seconds += time.time() - t_step
             progress.losses.append(float(loss.detach()))
             if progress.step % cfg.log_every == 0 or progress.step == total:
                 rate = (progress.step - done_at_start) / max(1e-9, time.time() - t0)
@@ -233,9 +236,8 @@ def train(cfg: TrainConfig, windows: list[TrainWindow] | None = None) -> dict:
         progress = load_checkpoint(Path(cfg.wip_dir), model, optim, sched)
         log(f"resumed at step {progress.step} from {cfg.wip_dir}")
     log(f"device {device}, threads {torch.get_num_threads()}, bf16 {cfg.bf16}, {total} steps")
-    t_train = time.time()
     progress = run_steps(cfg, model, optim, sched, windows, tokenizer.pad_id, device, progress)
-    train_seconds = time.time() - t_train
+    train_seconds = progress.seconds
     model.eval()
     losses = progress.losses
     record = {
