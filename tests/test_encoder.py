@@ -1,0 +1,36 @@
+"""The sentence encoder's batches: the backend's fastest by default, the same fp32 vectors at any size."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embeddings.encoder import FASTEST_BATCH, Encoder
+from rag.config import Settings
+
+TEXTS = [
+    "The lighthouse keeper logged every storm of the winter in a red notebook.",
+    "Apples ripen.",
+    "Tides rise twice a day, pulled by the moon and, less, by the sun.",
+    "A short one.",
+    "The harbour master opened the locks at dawn so the fishing fleet could leave before the "
+    "fog rolled in from the bay and closed the channel for the rest of the morning.",
+]
+
+
+def test_an_unset_batch_size_is_the_backends_fastest(tmp_path) -> None:
+    settings = Settings(index_dir=tmp_path / "index")
+    assert settings.embedding_batch_size is None
+    assert Encoder.from_settings(settings).batch_size == FASTEST_BATCH["onnx"]
+    assert Encoder(backend="torch").batch_size == FASTEST_BATCH["torch"]
+    chosen = settings.model_copy(update={"embedding_batch_size": 16})
+    assert Encoder.from_settings(chosen).batch_size == 16
+
+
+def test_fp32_vectors_do_not_depend_on_the_batch_size(tmp_path) -> None:
+    settings = Settings(index_dir=tmp_path / "index")
+    small, large = (
+        Encoder.from_settings(settings),
+        Encoder.from_settings(settings.model_copy(update={"embedding_batch_size": 32})),
+    )
+    assert small.batch_size < len(TEXTS) <= large.batch_size
+    np.testing.assert_allclose(small.encode(TEXTS), large.encode(TEXTS), atol=1e-5)
