@@ -1,4 +1,4 @@
-"""The sentence encoder's batches: the backend's fastest by default, the same fp32 vectors at any size."""
+"""The sentence encoder's batches: the backend's fastest by default, fp32 vectors the same at any size."""
 
 from __future__ import annotations
 
@@ -34,3 +34,4 @@ def test_fp32_vectors_do_not_depend_on_the_batch_size(tmp_path) -> None:
     )
     assert small.batch_size < len(TEXTS) <= large.batch_size
     np.testing.assert_allclose(small.encode(TEXTS), large.encode(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(small.encode_queries(TEXTS), small.encode(TEXTS), atol=1e-5)
