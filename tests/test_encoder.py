@@ -1,4 +1,4 @@
-"""The sentence encoder's batches: the backend's fastest by default, fp32 vectors the same at any size."""
+"""The sentence encoder's batches: the backend's fastest unless set; fp32 vectors alike at any size."""
 
 from __future__ import annotations
 
