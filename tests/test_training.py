@@ -436,7 +436,9 @@ def test_a_run_in_two_pieces_ends_where_one_run_ends(tmp_path, tokenizer):
     assert (tmp_path / "wip" / "checkpoint.pt").is_file()
     import torch
 
-    saved = torch.load(tmp_path / "wip" / "checkpoint.pt", weights_only=False)["progress"]
+    state = torch.load(tmp_path / "wip" / "checkpoint.pt", weights_only=False)
+    saved = state["progress"]
+    _check_snapshot(tmp_path, state)
     resumed = train(config("resumed", resume=True), windows=train_windows)
     # the record's training time covers both pieces, not only the resumed one
     assert saved["step"] == 6 and saved["seconds"] > 0
@@ -445,6 +447,29 @@ def test_a_run_in_two_pieces_ends_where_one_run_ends(tmp_path, tokenizer):
     assert whole["steps"] == first["steps"] == resumed["steps"] == 8
     assert len(resumed["losses_per_log"]) == len(whole["losses_per_log"])
     assert resumed["losses_per_log"][-1] == pytest.approx(whole["losses_per_log"][-1], rel=1e-3)
+
+
+def _check_snapshot(tmp_path, state) -> None:
+    """snapshot-reader writes the checkpoint's weights as a reader folder that loads and reads."""
+    import json
+
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    from rag.cli import main
+    from rag.readers.model import sha256_file
+
+    out = tmp_path / "snap"
+    assert main(["snapshot-reader", "--wip-dir", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert not out.exists()
+    assert main(["snapshot-reader", "--wip-dir", str(tmp_path / "wip"), "--out", str(out)]) == 0
+    record = json.loads((out / "snapshot.json").read_text())
+    assert record["step"] == state["progress"]["step"] == 6
+    assert record["model_sha256"] == sha256_file(out / "model.safetensors")
+    loaded = AutoModelForQuestionAnswering.from_pretrained(out).state_dict()
+    for name, tensor in state["model"].items():
+        # the reader folder keeps fp16 weights, as the shipped reader does
+        assert torch.allclose(loaded[name].float(), tensor.float(), atol=2e-3, rtol=1e-3), name
 
 
 @pytest.mark.skipif(not (DATA_DIR / squad.SQUAD_V2_DEV).exists(), reason="qa-data not mounted")

