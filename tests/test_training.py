@@ -450,7 +450,7 @@ def test_a_run_in_two_pieces_ends_where_one_run_ends(tmp_path, tokenizer):
 
 
 def _check_snapshot(tmp_path, state) -> None:
-    """snapshot-reader writes the checkpoint's weights as a reader folder that loads and reads."""
+    """snapshot-reader writes the checkpoint's weights as a reader folder transformers loads."""
     import json
 
     import torch
