@@ -1,4 +1,5 @@
-"""The reader lab's subcommands: train-reader, snapshot-reader, eval-reader, calibrate-reader."""
+"""The reader lab's subcommands: train-reader, snapshot-reader, average-readers, eval-reader,
+calibrate-reader."""
 
 from __future__ import annotations
 
@@ -163,6 +164,37 @@ def _register_snapshot(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_snapshot)
 
 
+# -- average-readers --------------------------------------------------------------------------
+def _average(args: argparse.Namespace) -> int:
+    from rag.training.average import AverageError, average_readers
+
+    try:
+        record = average_readers(args.folders, args.out, args.weights)
+    except AverageError as exc:
+        print(f"verbatim: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps({"out": args.out, "model_sha256": record["model_sha256"]}))
+    return 0
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("weights are numbers, e.g. 0.5,0.5") from None
+
+
+def _register_average(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "average-readers",
+        help="average the weights of reader folders trained from one base (a model soup)",
+    )
+    p.add_argument("folders", nargs="+", help="reader folders (train-reader outputs)")
+    p.add_argument("--out", required=True, help="reader folder to write")
+    p.add_argument("--weights", type=_weights, default=None, help="one per folder (default: equal)")
+    p.set_defaults(func=_average)
+
+
 # -- eval-reader -------------------------------------------------------------------------------
 def _eval(args: argparse.Namespace) -> int:
     from rag.training.evaluate import evaluate_reader
@@ -263,5 +295,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the reader lab's subcommands to ``verbatim``."""
     _register_train(subparsers)
     _register_snapshot(subparsers)
+    _register_average(subparsers)
     _register_eval(subparsers)
     _register_calibrate(subparsers)
