@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -72,8 +73,6 @@ def test_refuses_readers_of_another_tokenizer(shifted, tmp_path):
 
 
 def test_command_reports_a_bad_call_as_usage_error(tmp_path, capsys):
-    import argparse
-
     parser = argparse.ArgumentParser(prog="verbatim")
     register(parser.add_subparsers(required=True))
     args = parser.parse_args(["average-readers", str(READER), "--out", str(tmp_path / "x")])

@@ -9,12 +9,11 @@ mean reads as well as either or better; whether it does is measured, never assum
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from rag.readers.model import load_qa_model, load_tokenizer, save_reader_model, sha256_file
+from rag.training.train import command_line
 
 RECORD = "training.json"
 
@@ -23,13 +22,15 @@ class AverageError(ValueError):
     """The folders cannot be averaged (the message says why and what to pass instead)."""
 
 
-def _check_parents(folders: Sequence[Path], weights: Sequence[float]) -> None:
+def _check_parents(folders: Sequence[Path], weights: Sequence[float], out: Path) -> None:
     if len(folders) < 2:
         raise AverageError("give at least two reader folders to average")
     if len(weights) != len(folders):
         raise AverageError(f"{len(weights)} weights for {len(folders)} folders: give one each")
     if any(w <= 0 for w in weights):
         raise AverageError("weights must be > 0")
+    if out.resolve() in {f.resolve() for f in folders}:
+        raise AverageError(f"--out {out} is one of the folders averaged: write elsewhere")
     first = folders[0]
     for folder in folders:
         for name in ("model.safetensors", "config.json", "tokenizer.json", RECORD):
@@ -65,9 +66,7 @@ def average_readers(
 
     paths = [Path(f) for f in folders]
     weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
-    _check_parents(paths, weights)
-    if Path(out).resolve() in {p.resolve() for p in paths}:
-        raise AverageError(f"--out {out} is one of the folders averaged: write elsewhere")
+    _check_parents(paths, weights, Path(out))
     total = sum(weights)
     weights = [w / total for w in weights]
     parents = [json.loads((p / RECORD).read_text()) for p in paths]
@@ -79,16 +78,14 @@ def average_readers(
             if v.is_floating_point():
                 v.mul_(weights[0])
         for path, w in zip(paths[1:], weights[1:], strict=True):
-            state = load_qa_model(path).state_dict()
-            if state.keys() != mean.keys():
-                raise AverageError(f"{path}: its weights have other names than {paths[0]}'s")
+            state = load_qa_model(path).state_dict()  # same config, so the same names
             for k, v in mean.items():
                 if v.is_floating_point():
                     v.add_(state[k], alpha=w)
     model.load_state_dict(mean)
     folder = save_reader_model(model, load_tokenizer(paths[0]), out)
     record = {
-        "command": " ".join(os.environ.get("VERBATIM_TRAIN_COMMAND", " ".join(sys.argv)).split()),
+        "command": command_line(),
         "averaged": [
             {"folder": str(p), "weight": round(w, 6), "model_sha256": s, "record": r}
             for p, w, s, r in zip(paths, weights, shas, parents, strict=True)

