@@ -39,15 +39,22 @@ class Probe:
     article: str = ""  # the SQuAD title
 
 
+def write_article(folder: Path, index: int, article: dict, digits: int = 3) -> str:
+    """A SQuAD article as one text file in ``folder`` (its title, then its paragraphs), named by
+    ``index`` in ``digits`` digits and the title; returns the name (its document id)."""
+    name = f"{index:0{digits}d}_{re.sub(r'[^A-Za-z0-9]+', '_', article['title'])[:40]}.txt"
+    paragraphs = [p["context"] for p in article["paragraphs"]]
+    title = article["title"].replace("_", " ")
+    (folder / name).write_text("\n\n".join([title, *paragraphs]), encoding="utf-8")
+    return name
+
+
 def write_corpus(folder: Path, data_dir: Path, unanswerable: bool = False) -> list[Probe]:
     """One text file per held-out article in ``folder``; its answerable questions as probes
     (the unanswerable ones too, when asked)."""
     probes: list[Probe] = []
     for i, article in enumerate(heldout_articles(data_dir)):
-        name = f"{i:03d}_{re.sub(r'[^A-Za-z0-9]+', '_', article['title'])[:40]}.txt"
-        paragraphs = [p["context"] for p in article["paragraphs"]]
-        title = article["title"].replace("_", " ")
-        (folder / name).write_text("\n\n".join([title, *paragraphs]), encoding="utf-8")
+        name = write_article(folder, i, article)
         for ex in examples_from_articles([article]):
             if ex.answers or unanswerable:
                 probes.append(Probe(ex.question, name, ex.context, ex.answers, article["title"]))

@@ -17,13 +17,13 @@ import json
 import logging
 import math
 import random
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from eval.squad_retrieval import write_article
 from rag.config import Settings
 from rag.training.squad import (
     SHIFTS,
@@ -92,10 +92,7 @@ def write_articles(folder: Path, articles: list[dict]) -> list[tuple[str, str, s
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i, article in enumerate(articles):
-        name = f"{i:05d}_{re.sub(r'[^A-Za-z0-9]+', '_', article['title'])[:40]}.txt"
-        paragraphs = [p["context"] for p in article["paragraphs"]]
-        title = article["title"].replace("_", " ")
-        (folder / name).write_text("\n\n".join([title, *paragraphs]), encoding="utf-8")
+        name = write_article(folder, i, article, digits=5)
         for ex in examples_from_articles([article]):
             if ex.answers and ex.answer_start is not None:
                 start = ex.answer_start
