@@ -73,7 +73,7 @@ class MilvusIndex:
         collection: str = "verbatim_chunks",
         dimension: int = 384,
         index: MilvusIndexKind = "hnsw",
-        ef_search: int = 128,
+        ef_search: int = 256,
         token: str | None = None,
         *,
         hnsw_m: int = 32,
@@ -230,7 +230,7 @@ class MilvusIndex:
         uri: str,
         collection: str = "verbatim_chunks",
         index: MilvusIndexKind = "hnsw",
-        ef_search: int = 128,
+        ef_search: int = 256,
         token: str | None = None,
         **options: Any,
     ) -> MilvusIndex:

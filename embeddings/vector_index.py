@@ -30,7 +30,7 @@ class IndexParams:
 
     hnsw_m: int = 32
     ef_construction: int = 80
-    ef_search: int = 128
+    ef_search: int = 256
     nprobe: int = 16
     nlist: int = 0
 

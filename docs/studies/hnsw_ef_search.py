@@ -1,6 +1,6 @@
 """HNSW recall@10 against exact search, and search time, per ef_search, on a bench-scale store:
 
-    python docs/studies/hnsw_ef_search.py /path/to/store-1000000   # the int8-encoder 1M store
+    python docs/studies/hnsw_ef_search.py /path/to/store-1000000 [EF ...]   # the int8 1M store
 
 Questions: 1,000 answerable held-out SQuAD v2.0 dev questions (the planted ones), int8 vectors."""
 
@@ -31,7 +31,7 @@ _, ex = VectorIndex.build(mat, "flat", ids).search(q, 10)  # exact, as bench-sca
 del mat
 h = VectorIndex.load(store / "vectors-hnsw.faiss", "hnsw")
 inner = faiss.downcast_index(h._index.index)
-for ef in (64, 96, 128, 192):
+for ef in [int(a) for a in sys.argv[2:]] or [64, 96, 128, 192]:
     inner.hnsw.efSearch = ef
     lat = []
     res = []
