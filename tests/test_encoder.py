@@ -35,3 +35,16 @@ def test_fp32_vectors_do_not_depend_on_the_batch_size(tmp_path) -> None:
     assert small.batch_size < len(TEXTS) <= large.batch_size
     np.testing.assert_allclose(small.encode(TEXTS), large.encode(TEXTS), atol=1e-5)
     np.testing.assert_allclose(small.encode_queries(TEXTS), small.encode(TEXTS), atol=1e-5)
+
+
+def test_lanes_embed_the_same_vectors_as_one_session(tmp_path) -> None:
+    settings = Settings(index_dir=tmp_path / "index", embedding_precision="int8")
+    one = Encoder.from_settings(settings.model_copy(update={"embedding_lanes": 1}))
+    assert Encoder.from_settings(settings).lanes >= 1  # unset: one lane per core
+    texts = TEXTS * 7  # more batches than lanes, of mixed lengths
+    for lanes in (2, 3):
+        laned = Encoder.from_settings(settings.model_copy(update={"embedding_lanes": lanes}))
+        assert np.array_equal(laned.encode(texts), one.encode(texts))
+        # questions take the one multi-threaded session, never the lanes
+        assert np.array_equal(laned.encode_queries(TEXTS), one.encode_queries(TEXTS))
+        assert len(laned.model._lanes) == lanes
