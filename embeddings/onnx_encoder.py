@@ -25,7 +25,7 @@ class OnnxEncoderModel:
 
     ``session`` embeds what one call asks at a time (questions); ``encode(..., lanes=n)`` embeds
     the batches of many texts on ``n`` single-threaded sessions of ``model_file`` side by side,
-    made on first use: on 2 cores, 1.12x the chunks/s of one session on both, for about 120 MB
+    made on first use: on 2 cores, 1.13x the chunks/s of one session on both, for about 100 MB
     more (docs/studies/embedding-batch.md). A batch's vectors do not depend on its lane.
     """
 

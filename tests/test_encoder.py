@@ -48,3 +48,13 @@ def test_lanes_embed_the_same_vectors_as_one_session(tmp_path) -> None:
         # questions take the one multi-threaded session, never the lanes
         assert np.array_equal(laned.encode_queries(TEXTS), one.encode_queries(TEXTS))
         assert len(laned.model._lanes) == lanes
+
+
+def test_an_int8_chunks_vector_depends_on_its_text_alone(tmp_path) -> None:
+    encoder = Encoder.from_settings(
+        Settings(index_dir=tmp_path / "index", embedding_precision="int8")
+    )
+    together = encoder.encode(TEXTS)
+    for i, text in enumerate(TEXTS):
+        assert np.array_equal(together[i], encoder.encode([text])[0])
+    assert np.array_equal(together, encoder.encode_queries(TEXTS))

@@ -358,7 +358,10 @@ def test_an_int8_query_vector_does_not_depend_on_the_questions_asked_with_it(
     together = quantised.encode_queries(questions)
     alone = np.vstack([quantised.encode_queries([q]) for q in questions])
     assert np.array_equal(together, alone)
-    assert not np.array_equal(quantised.encode(questions), alone)  # one batch: shared scales
+    batched = Encoder.from_settings(
+        small_settings.model_copy(update={"embedding_precision": "int8", "embedding_batch_size": 4})
+    )
+    assert not np.array_equal(batched.encode(questions), alone)  # one batch: shared scales
     assert np.array_equal(encoder.encode_queries(questions), encoder.encode(questions))  # fp32
 
 
