@@ -27,6 +27,13 @@ _PACKAGED_ALIASES = {
 }
 
 
+def _cores() -> int:
+    """The cores this process may run on (``sched_getaffinity`` is Linux-only)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def resolve_model_path(name: str) -> str:
     """Map the packaged model's aliases to its folder on disk; leave other ids and paths as they are."""
     if name in _PACKAGED_ALIASES:
@@ -100,7 +107,7 @@ class Encoder:
         self.onnx_dir = onnx_dir
         self.threads = threads
         self.precision = precision
-        self.lanes = lanes or threads or len(os.sched_getaffinity(0))
+        self.lanes = lanes or threads or _cores()
         self._model: Any = None
 
     @classmethod
