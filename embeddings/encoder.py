@@ -131,7 +131,12 @@ class Encoder:
             from embeddings.onnx_encoder import OnnxEncoderModel
 
             log.info("loading embedding model %s (onnx)", self.onnx_dir)
-            self._model = OnnxEncoderModel.load(self.onnx_dir, self.threads, self.precision)  # type: ignore[arg-type]
+            self._model = OnnxEncoderModel.load(
+                self.onnx_dir,  # type: ignore[arg-type]
+                self.threads,
+                self.precision,
+                self.lanes,
+            )
         else:
             path = resolve_model_path(self.model_id)
             log.info("loading embedding model %s", path)
@@ -165,7 +170,7 @@ class Encoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts in batches; rows are unit-length float32 vectors."""
-        return self._encode(texts, self.batch_size, self.lanes)
+        return self._encode(texts, self.batch_size, on_lanes=True)
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         """:meth:`encode` for questions asked together, ``QUERY_BATCH`` a forward; in int8,
@@ -173,11 +178,11 @@ class Encoder:
         else asks."""
         return self._encode(queries, 1 if self.precision == "int8" else QUERY_BATCH)
 
-    def _encode(self, texts: list[str], batch_size: int, lanes: int = 1) -> np.ndarray:
+    def _encode(self, texts: list[str], batch_size: int, on_lanes: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.backend == "onnx":
-            vectors = self.model.encode(texts, batch_size, lanes)
+            vectors = self.model.encode(texts, batch_size, on_lanes)
         else:
             vectors = self.model.encode(texts, batch_size)
         return np.ascontiguousarray(vectors, dtype=np.float32)

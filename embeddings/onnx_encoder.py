@@ -23,10 +23,10 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 class OnnxEncoderModel:
     """Mean-pooled, L2-normalised embeddings (all-MiniLM-L6-v2's recipe) without torch.
 
-    ``session`` embeds what one call asks at a time (questions); ``encode(..., lanes=n)`` embeds
-    the batches of many texts on ``n`` single-threaded sessions of ``model_file`` side by side,
-    made on first use: on 2 cores, 1.13x the chunks/s of one session on both, for about 100 MB
-    more (docs/studies/embedding-batch.md). A batch's vectors do not depend on its lane.
+    ``session`` embeds what one call asks at a time (questions); ``encode(..., on_lanes=True)``
+    embeds the batches of many texts on ``lanes`` single-threaded sessions of ``model_file`` side
+    by side, made on first use: on 2 cores, 1.13x the chunks/s of one session on both, for about
+    100 MB more (docs/studies/embedding-batch.md). A batch's vectors do not depend on its lane.
     """
 
     def __init__(
@@ -36,11 +36,15 @@ class OnnxEncoderModel:
         max_tokens: int,
         dimension: int,
         model_file: Path | None = None,
+        lanes: int = 1,
     ):
         from tokenizers import Tokenizer
 
+        if lanes > 1 and model_file is None:
+            raise ValueError("lanes need the model_file to open their sessions from")
         self.session = session
         self.model_file = model_file
+        self.lanes = lanes
         self._lanes: list[Any] = []
         self._pool: ThreadPoolExecutor | None = None
         self._lanes_lock = threading.Lock()
@@ -56,7 +60,11 @@ class OnnxEncoderModel:
 
     @classmethod
     def load(
-        cls, onnx_dir: str | Path, threads: int | None = None, precision: str = "fp32"
+        cls,
+        onnx_dir: str | Path,
+        threads: int | None = None,
+        precision: str = "fp32",
+        lanes: int = 1,
     ) -> OnnxEncoderModel:
         """The folder ``export_encoder`` wrote; ``precision`` fp32 or int8."""
         folder = Path(onnx_dir)
@@ -66,39 +74,41 @@ class OnnxEncoderModel:
         meta = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
         session = cpu_session(model_file, threads)
         return cls(
-            session, folder / "tokenizer.json", meta["max_tokens"], meta["dimension"], model_file
+            session,
+            folder / "tokenizer.json",
+            meta["max_tokens"],
+            meta["dimension"],
+            model_file,
+            lanes,
         )
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self._count.encode_batch(texts, add_special_tokens=False)]
 
-    def encode(self, texts: list[str], batch_size: int = 32, lanes: int = 1) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 32, on_lanes: bool = False) -> np.ndarray:
         order = np.argsort([len(t) for t in texts])  # similar lengths pad little
         batches = [order[b : b + batch_size] for b in range(0, len(texts), batch_size)]
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if lanes < 2 or len(batches) < 2 or self.model_file is None:
+        if not on_lanes or self.lanes < 2 or len(batches) < 2:
             for idx in batches:
                 out[idx] = self._embed(self.session, [texts[i] for i in idx])
             return out
-        sessions, pool = self._lane_sessions(lanes)
+        sessions, pool = self._lane_sessions()
 
         def lane(k: int) -> None:
-            for idx in batches[k::lanes]:  # sorted batches dealt in turn: even work per lane
+            for idx in batches[k :: self.lanes]:  # sorted batches dealt in turn: even work per lane
                 out[idx] = self._embed(sessions[k], [texts[i] for i in idx])
 
-        for done in [pool.submit(lane, k) for k in range(lanes)]:
+        for done in [pool.submit(lane, k) for k in range(self.lanes)]:
             done.result()
         return out
 
-    def _lane_sessions(self, lanes: int) -> tuple[list[Any], ThreadPoolExecutor]:
+    def _lane_sessions(self) -> tuple[list[Any], ThreadPoolExecutor]:
         with self._lanes_lock:
-            if len(self._lanes) != lanes:
-                if self._pool is not None:
-                    self._pool.shutdown()
-                assert self.model_file is not None
-                self._lanes = [cpu_session(self.model_file, 1) for _ in range(lanes)]
-                self._pool = ThreadPoolExecutor(lanes, thread_name_prefix="embed-lane")
-            assert self._pool is not None
+            if self._pool is None:
+                assert self.model_file is not None  # checked in __init__
+                self._lanes = [cpu_session(self.model_file, 1) for _ in range(self.lanes)]
+                self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="embed-lane")
             return self._lanes, self._pool
 
     def _embed(self, session: Any, texts: list[str]) -> np.ndarray:
