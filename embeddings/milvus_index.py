@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from embeddings.index_params import IndexParams
+
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
@@ -73,7 +75,7 @@ class MilvusIndex:
         collection: str = "verbatim_chunks",
         dimension: int = 384,
         index: MilvusIndexKind = "hnsw",
-        ef_search: int = 256,
+        ef_search: int = IndexParams.ef_search,
         token: str | None = None,
         *,
         hnsw_m: int = 32,
@@ -230,7 +232,7 @@ class MilvusIndex:
         uri: str,
         collection: str = "verbatim_chunks",
         index: MilvusIndexKind = "hnsw",
-        ef_search: int = 256,
+        ef_search: int = IndexParams.ef_search,
         token: str | None = None,
         **options: Any,
     ) -> MilvusIndex:

@@ -4,12 +4,13 @@ takes additions and removals without a rebuild; saved and loaded as one file."""
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import faiss
 import numpy as np
+
+from embeddings.index_params import IndexParams
 
 IndexKind = Literal["flat", "hnsw", "ivf"]
 # Searches of fewer query rows run on one OpenMP thread: waking FAISS's team costs more than
@@ -19,23 +20,6 @@ ONE_THREAD_BELOW = 64
 
 class IndexFileError(RuntimeError):
     """The index file is missing, truncated or not a FAISS index."""
-
-
-@dataclass(frozen=True)
-class IndexParams:
-    """How an approximate index is built and searched (flat ignores them).
-
-    ``hnsw_m``: graph degree; ``ef_search``: HNSW candidates kept while searching (recall
-    against speed); ``nprobe``: IVF lists searched; ``nlist``: IVF lists (0: sqrt of the size)."""
-
-    hnsw_m: int = 32
-    ef_construction: int = 80
-    ef_search: int = 256
-    nprobe: int = 16
-    nlist: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _inner(kind: IndexKind, dim: int, training: np.ndarray, p: IndexParams) -> faiss.Index:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from embeddings.index_params import IndexParams
 from rag.readers.windows import WindowSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +49,9 @@ class Settings(BaseSettings):
     # auto: exact (flat) search up to auto_index_min_chunks chunks, HNSW past it.
     index_kind: IndexChoice = "auto"
     auto_index_min_chunks: int = Field(50_000, ge=1)
-    # HNSW: candidates kept while searching (recall against speed; at 1M chunks 256 gives
-    # recall@10 .979 against 128's .961 for +0.7 ms a search); IVF: lists searched.
-    hnsw_ef_search: int = Field(256, ge=1, le=4096)
-    ivf_nprobe: int = Field(16, ge=1, le=65536)
+    # HNSW: candidates kept while searching; IVF: lists searched (defaults: IndexParams').
+    hnsw_ef_search: int = Field(IndexParams.ef_search, ge=1, le=4096)
+    ivf_nprobe: int = Field(IndexParams.nprobe, ge=1, le=65536)
     on_stale_index: Literal["rebuild", "refuse"] = "rebuild"
     # faiss: in this process; milvus: a Milvus collection (the milvus extra) at milvus_uri, a
     # server (http://host:19530) or, unset, a Milvus Lite folder beside the store.

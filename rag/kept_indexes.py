@@ -10,8 +10,8 @@ from typing import Protocol
 
 import numpy as np
 
+from embeddings.index_params import IndexParams as VectorParams
 from embeddings.vector_index import IndexFileError, IndexKind, VectorIndex
-from embeddings.vector_index import IndexParams as VectorParams
 from rag.docstore import DocumentStore
 from rag.sparse import BM25_FILE_1, SparseIndex, convert_earlier
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.encoder import Encoder
+from embeddings.index_params import IndexParams as VectorParams
 from embeddings.vector_index import IndexKind
-from embeddings.vector_index import IndexParams as VectorParams
 from rag.chunk_table import ChunkTable
 from rag.config import SEED_CORPUS, Settings
 from rag.docstore import DocumentStore, StoreError

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rag.kept_indexes as kept
-from embeddings.vector_index import IndexParams, VectorIndex
+from embeddings.index_params import IndexParams
+from embeddings.vector_index import VectorIndex
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])

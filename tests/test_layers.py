@@ -42,6 +42,16 @@ def test_serving_imports_no_training_evaluation_or_plotting() -> None:
     assert leaked == []
 
 
+def test_settings_load_no_vector_engine() -> None:
+    # Settings take their index defaults from embeddings.index_params, not from the engines.
+    code = "import sys, rag.config; print(sorted({'faiss', 'pymilvus'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
 def _imports(path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()
