@@ -19,10 +19,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# The reader (fp32 and int8) and the query encoder in ONNX Runtime, exported from the weights.
+# The reader (fp32 and int8) and the query encoder in ONNX Runtime, exported from the weights
+# (again when the export code changes, so a checkout never runs a stale graph).
 ONNX   := models/reader/onnx/model.int8.onnx models/encoder-onnx/model.int8.onnx
+ONNX_CODE := embeddings/onnx_export.py embeddings/onnx_encoder.py rag/readers/onnx_backend.py
 
-$(ONNX) &: $(VENV)/.installed models/reader/model.safetensors
+$(ONNX) &: $(VENV)/.installed models/reader/model.safetensors $(ONNX_CODE)
 	$(BIN)/verbatim export-onnx
 
 install: $(VENV)/.installed $(ONNX)

@@ -9,15 +9,24 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def fuse_bert(path: Path, num_heads: int, hidden_size: int) -> bool:
+def fuse_bert(path: Path, num_heads: int, hidden_size: int, skip_norms: bool = True) -> bool:
     """Rewrite the graph at ``path`` with ONNX Runtime's BERT fusions (one Attention node a
-    layer, SkipLayerNormalization, BiasGelu); the numbers stay float32 and equal within 1e-4.
-    False, the file untouched, when the attention did not fuse (an export it cannot parse)."""
+    layer, BiasGelu, and with ``skip_norms`` SkipLayerNormalization); the numbers stay float32
+    and equal within 1e-4. False, the file untouched, when the attention did not fuse (an export
+    it cannot parse)."""
     import onnx
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = skip_norms
     fused = optimize_model(
-        str(path), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=1
+        str(path),
+        model_type="bert",
+        num_heads=num_heads,
+        hidden_size=hidden_size,
+        opt_level=1,
+        optimization_options=options,
     )
     if not any(n.op_type == "Attention" for n in fused.model.graph.node):
         log.warning("%s: the attention did not fuse; the graph is left as exported", path)

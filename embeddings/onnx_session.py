@@ -18,4 +18,11 @@ def cpu_session(path: Path, threads: int | None = None) -> Any:
     # Idle workers sleep, not spin: the encoder's and the reader's pools take turns on the same
     # cores, and a spinning pool held a core the other needed (one question's p50 46 -> 23 ms).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    # A graph exported with its norms apart keeps them apart (SkipLayerNormalization's CPU kernel
+    # is the slower); one whose export fused them, the reader's, runs as it was written.
+    return ort.InferenceSession(
+        str(path),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=["SkipLayerNormFusion"],
+    )

@@ -58,3 +58,20 @@ def test_an_int8_chunks_vector_depends_on_its_text_alone(tmp_path) -> None:
     for i, text in enumerate(TEXTS):
         assert np.array_equal(together[i], encoder.encode([text])[0])
     assert np.array_equal(together, encoder.encode_queries(TEXTS))
+
+
+def test_the_export_keeps_norms_apart_and_embeds_as_sentence_transformers(tmp_path) -> None:
+    import onnx
+
+    torch_side = Encoder(backend="torch")
+    written = Encoder(onnx_dir=tmp_path / "onnx").export_onnx()
+    ops = {
+        n.op_type
+        for p in (written, written.with_name("model.int8.onnx"))
+        for n in onnx.load(str(p)).graph.node
+    }
+    # attention fused; residual adds and LayerNorms apart (the faster kernels on the CPU)
+    assert {"Attention", "QAttention", "LayerNormalization"} <= ops
+    assert "SkipLayerNormalization" not in ops
+    onnx_side = Encoder(onnx_dir=tmp_path / "onnx")
+    np.testing.assert_allclose(onnx_side.encode(TEXTS), torch_side.encode(TEXTS), atol=1e-5)
