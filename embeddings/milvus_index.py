@@ -78,7 +78,7 @@ class MilvusIndex:
         ef_search: int = IndexParams.ef_search,
         token: str | None = None,
         *,
-        hnsw_m: int = 32,
+        hnsw_m: int = IndexParams.hnsw_m,
         ef_construction: int = 200,
         consistency: ConsistencyLevel = "Strong",
         batch_size: int = 2000,

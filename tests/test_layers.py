@@ -22,34 +22,32 @@ ALLOWED = {
 MAX_LINES = 400
 
 
+def _modules_loaded_by(code: str) -> list[str]:
+    """The modules a fresh interpreter holds after running ``code``."""
+    code += "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_serving_imports_no_training_evaluation_or_plotting() -> None:
-    code = (
-        "import json, sys\n"
+    loaded = _modules_loaded_by(
         "from api.app import create_app\n"
         "from rag.config import Settings\n"
         "from rag.pipeline import AskPipeline, make_reader\n"
         "from rag.readers.span import SpanReader\n"
         "from rag.readers.sentence import SentenceReader\n"
         "create_app(Settings())\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
     leaked = [m for m in loaded if any(m == lab or m.startswith(lab + ".") for lab in LAB)]
     assert leaked == []
 
 
 def test_settings_load_no_vector_engine() -> None:
     # Settings take their index defaults from embeddings.index_params, not from the engines.
-    code = "import sys, rag.config; print(sorted({'faiss', 'pymilvus'} & set(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]"
+    assert {"faiss", "pymilvus"} & set(_modules_loaded_by("import rag.config")) == set()
 
 
 def _imports(path) -> set[str]:
