@@ -160,9 +160,6 @@ def export_encoder(model_dir: str | Path, onnx_dir: str | Path, opset: int = 17)
     st.tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
     meta = {"max_tokens": int(st.max_seq_length), "dimension": int(st.get_embedding_dimension())}
     (out / "encoder.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
-    # Residual adds and LayerNorms stay apart: ONNX Runtime's CPU SkipLayerNormalization took a
-    # fifth of a chunk's time, 4.5x Add + LayerNormalization (docs/studies/embedding-batch.md).
-    heads, hidden = model.config.num_attention_heads, model.config.hidden_size
-    fuse_bert(out / MODEL_FILE, heads, hidden, skip_norms=False)
+    fuse_bert(out / MODEL_FILE, model.config.num_attention_heads, model.config.hidden_size)
     quantize_int8(out / MODEL_FILE, out / INT8_FILE, keep_float=lambda _name: False)
     return out / MODEL_FILE

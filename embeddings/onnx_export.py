@@ -9,17 +9,19 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def fuse_bert(path: Path, num_heads: int, hidden_size: int, skip_norms: bool = True) -> bool:
+def fuse_bert(path: Path, num_heads: int, hidden_size: int) -> bool:
     """Rewrite the graph at ``path`` with ONNX Runtime's BERT fusions (one Attention node a
-    layer, BiasGelu, and with ``skip_norms`` SkipLayerNormalization); the numbers stay float32
-    and equal within 1e-4. False, the file untouched, when the attention did not fuse (an export
+    layer, BiasGelu), leaving residual adds and LayerNorms apart; the numbers stay float32 and
+    equal within 1e-4. False, the file untouched, when the attention did not fuse (an export
     it cannot parse)."""
     import onnx
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     options = FusionOptions("bert")
-    options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = skip_norms
+    # ORT's CPU SkipLayerNormalization runs 4.5x slower than Add + LayerNormalization
+    # (docs/studies/embedding-batch.md, "Norms apart").
+    options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = False
     fused = optimize_model(
         str(path),
         model_type="bert",

@@ -101,7 +101,8 @@ def test_export_writes_files_that_load_offline_without_torch(tmp_path: Path) -> 
     written = export_onnx(folder)
     assert [p.name for p in written] == ["model.onnx", "model.int8.onnx"]
     fused = {n.op_type for p in written for n in onnx.load(str(p)).graph.node}
-    assert {"Attention", "QAttention", "SkipLayerNormalization"} <= fused
+    assert {"Attention", "QAttention", "LayerNormalization"} <= fused
+    assert "SkipLayerNormalization" not in fused  # its CPU kernel is slower than its parts
     result = read_offline(folder, "onnx", tmp_path)
     assert result["text"] == "1874" and not result["torch"] and not result["transformers"]
 
