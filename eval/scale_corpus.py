@@ -206,6 +206,15 @@ def _shortened(source: Source, room: int, count: ChunkCounter) -> Planned | None
     return best
 
 
+def planted_probes(doc: Source, article: dict) -> list[Probe]:
+    """The answerable questions of a planted article, each to be found in ``doc``."""
+    return [
+        Probe(ex.question, doc.doc_id, ex.context, ex.answers, ex.title)
+        for ex in examples_from_articles([article])
+        if ex.answers
+    ]
+
+
 def plan_corpus(source: CorpusSource, n: int, count: ChunkCounter) -> ScaleCorpus:
     """The documents of the corpus of about ``n`` chunks, and the planted questions."""
     docs: list[Planned] = []
@@ -217,9 +226,7 @@ def plan_corpus(source: CorpusSource, n: int, count: ChunkCounter) -> ScaleCorpu
         if docs and sum(d.chunks for d in docs) + chunks > budget:
             break
         docs.append(Planned(doc.doc_id, text, chunks, planted=True))
-        for ex in examples_from_articles([article]):
-            if ex.answers:
-                probes.append(Probe(ex.question, doc.doc_id, ex.context, ex.answers, ex.title))
+        probes.extend(planted_probes(doc, article))
     total = sum(d.chunks for d in docs)
     for doc in source.filler():
         if total >= n:

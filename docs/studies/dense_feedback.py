@@ -16,23 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.encoder import Encoder
-from eval.scale_corpus import CorpusSource
+from eval.scale_corpus import CorpusSource, planted_probes
 from eval.squad_retrieval import Probe, holds_answer
 from rag.config import get_settings
 from rag.pipeline import AskPipeline
 from rag.retrieval import Hit
-from rag.training.squad import examples_from_articles
 
 POOL = 20
 VARIANTS = [(k, beta, src) for src in ("fused", "dense") for k in (1, 3, 5) for beta in (0.5, 1.0)]
 work, sizes = Path(sys.argv[1]), [int(a) for a in sys.argv[2:]]
 base = get_settings()
-probes = [
-    Probe(ex.question, doc.doc_id, ex.context, ex.answers, ex.title)
-    for doc, article in CorpusSource(base.qa_data_dir).planted
-    for ex in examples_from_articles([article])
-    if ex.answers
-]
+probes = [p for doc, a in CorpusSource(base.qa_data_dir).planted for p in planted_probes(doc, a)]
 
 
 def hits_at_5(n: int) -> dict[str, float]:
@@ -67,7 +61,6 @@ def hits_at_5(n: int) -> dict[str, float]:
             [hit(p, fuse(d, b)) for p, d, b in zip(probes, again, bm25, strict=True)]
         )
         print(n, k, beta, src, f"{out[f'{src} top {k}, beta {beta}']:.4f}", flush=True)
-    pipe.close() if hasattr(pipe, "close") else None
     return out
 
 

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.encoder import Encoder
-from eval.scale_corpus import CorpusSource
-from eval.squad_retrieval import Probe, holds_answer
+from eval.scale_corpus import CorpusSource, planted_probes
+from eval.squad_retrieval import holds_answer
 from rag.config import get_settings
 from rag.pipeline import AskPipeline
-from rag.training.squad import examples_from_articles
 
 DEPTH = 50
 work, sizes, with_reader = (
@@ -29,12 +28,7 @@ work, sizes, with_reader = (
     "--reader" in sys.argv,
 )
 base = get_settings()
-probes = [
-    Probe(ex.question, doc.doc_id, ex.context, ex.answers, ex.title)
-    for doc, article in CorpusSource(base.qa_data_dir).planted
-    for ex in examples_from_articles([article])
-    if ex.answers
-]
+probes = [p for doc, a in CorpusSource(base.qa_data_dir).planted for p in planted_probes(doc, a)]
 
 
 def pools(n: int) -> list[dict]:
