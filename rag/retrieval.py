@@ -10,6 +10,7 @@ import numpy as np
 
 from embeddings.encoder import Encoder
 from rag.config import Fusion, RetrievalMode, Settings
+from rag.lexical import lexical_evidence
 from rag.store import IndexStore
 
 # How much deeper than k a query limited to named documents looks for their chunks.
@@ -36,7 +37,11 @@ class Retriever:
         dense_weight: float = 1.0,
         bm25_weight: float = 1.0,
         fusion: Fusion = "convex",
+        lexical_weight: float = 0.0,
     ):
+        """``candidates``: each ranking's pool for a hybrid search; ``lexical_weight``: how much
+        a hybrid candidate gains per unit of :func:`lexical_evidence` (0 to 2) on a fused score
+        where first place in both rankings counts 1 (0: fusion alone)."""
         self.store = store
         self.encoder = encoder
         self.candidates = candidates
@@ -46,11 +51,21 @@ class Retriever:
         if fusion not in get_args(Fusion):
             raise ValueError(f"unknown fusion {fusion!r}; use {' or '.join(get_args(Fusion))}")
         self.fusion = fusion
+        self.lexical_weight = lexical_weight
 
     @classmethod
     def from_settings(cls, settings: Settings, store: IndexStore, encoder: Encoder) -> Retriever:
         s = settings
-        return cls(store, encoder, s.candidates, s.rrf_k, s.dense_weight, s.bm25_weight, s.fusion)
+        return cls(
+            store,
+            encoder,
+            s.candidates,
+            s.rrf_k,
+            s.dense_weight,
+            s.bm25_weight,
+            s.fusion,
+            s.lexical_weight,
+        )
 
     def dense_many(self, vectors: np.ndarray, ks: list[int]) -> list[list[Hit]]:
         """The ``k`` chunks most cosine-similar to each row of ``vectors``: one index search per
@@ -81,8 +96,22 @@ class Retriever:
             (self.bm25_weight, self.bm25(query, n)),
         ]
         fused = self.convex(rankings) if self.fusion == "convex" else self.rrf(rankings)
+        if self.lexical_weight:
+            fused = self.with_evidence(query, fused)
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         return [Hit(i, s) for i, s in best]
+
+    def with_evidence(self, query: str, fused: dict[int, float]) -> dict[int, float]:
+        """``fused`` plus ``lexical_weight`` times each candidate's lexical evidence; RRF's
+        scores first scaled so that first place in every ranking counts 1, as in convex."""
+        scale = 1.0
+        if self.fusion == "rrf":
+            scale = (self.rrf_k + 1) / ((self.dense_weight + self.bm25_weight) or 1.0)
+        chunks = self.store.chunks
+        return {
+            c: s * scale + self.lexical_weight * lexical_evidence(query, chunks[c].text)
+            for c, s in fused.items()
+        }
 
     def pool(self, k: int) -> int:
         """Candidates each ranking gives a hybrid search for ``k`` hits."""

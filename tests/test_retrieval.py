@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rag.lexical import lexical_evidence
 from rag.pipeline import QuestionError
 from rag.retrieval import Hit, Retriever
 
@@ -102,3 +103,30 @@ def test_questions_searched_together_find_what_each_finds_alone(seed_pipeline, d
     ]
     for got, want in zip(together, alone, strict=True):
         assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-6)
+
+
+def test_evidence_adds_the_weighted_share_of_the_questions_wording(seed_pipeline):
+    store = seed_pipeline.store
+    r = Retriever(store, seed_pipeline.encoder, lexical_weight=0.5)
+    question = "75th anniversary of diplomatic relations"
+    ids = [int(c) for c in store.chunks.ids()[:6]]
+    fused = {c: 0.1 * i for i, c in enumerate(ids)}
+    moved = r.with_evidence(question, fused)
+    for c in ids:
+        gained = moved[c] - fused[c]
+        assert gained == pytest.approx(0.5 * lexical_evidence(question, store.chunks[c].text))
+    # RRF's scores are scaled first, so that first place in both rankings counts 1
+    rrf = Retriever(store, seed_pipeline.encoder, fusion="rrf", lexical_weight=1.0)
+    top = {ids[0]: 2 / 61}
+    evidence = lexical_evidence(question, store.chunks[ids[0]].text)
+    assert rrf.with_evidence(question, top)[ids[0]] == pytest.approx(1.0 + evidence)
+
+
+def test_evidence_lifts_the_passage_that_holds_the_questions_words(seed_pipeline):
+    question = "75th anniversary of diplomatic relations"
+    chunks = seed_pipeline.store.chunks
+    with_words = [c for c in chunks.ids() if "75th anniversary" in chunks[c].text]
+    lifted = Retriever(seed_pipeline.store, seed_pipeline.encoder, candidates=50, lexical_weight=5)
+    hits = lifted.search(question, 5)
+    assert hits[0].chunk_id in with_words
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
