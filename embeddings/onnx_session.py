@@ -18,8 +18,8 @@ def cpu_session(path: Path, threads: int | None = None) -> Any:
     # Idle workers sleep, not spin: the encoder's and the reader's pools take turns on the same
     # cores, and a spinning pool held a core the other needed (one question's p50 46 -> 23 ms).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # A graph exported with its norms apart keeps them apart (SkipLayerNormalization's CPU kernel
-    # is the slower); one whose export fused them, the reader's, runs as it was written.
+    # Exports leave their norms apart (SkipLayerNormalization's CPU kernel is the slower), and
+    # ORT would fuse them again at load without this.
     return ort.InferenceSession(
         str(path),
         options,

@@ -85,15 +85,15 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50)
     # When the reader abstains over top_k passages, it reads this many once more (0: never).
     second_pass_top_k: int = Field(7, ge=0, le=50)
-    # Each ranking's pool for a hybrid search; after fusion each candidate gains lexical_weight
-    # times the share of the question's words and word pairs it holds. Off by default: it lifts
-    # held-out SQuAD but refuses fewer unanswerable questions (docs/studies/lexical-evidence.md).
     candidates: int = Field(20, ge=1)
     # hybrid: convex (weighted mean of min-max normalised scores) or rrf (reciprocal rank fusion)
     fusion: Fusion = "convex"
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
+    # After fusion each candidate gains lexical_weight times the share of the question's words
+    # and word pairs it holds. Off by default: it lifts held-out SQuAD but refuses fewer
+    # unanswerable questions (docs/studies/lexical-evidence.md).
     lexical_weight: float = Field(0.0, ge=0, le=10)
     # Retrieved chunks of one document that overlap or touch are read as one passage.
     merge_passages: bool = True

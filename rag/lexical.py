@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from rag.readers.words import STOP_WORDS
 
+# Not rag.readers.words.overlap: the pairs need the text's word sequence, so one pass gives both.
 _WORD = re.compile(r"[a-z0-9]+")
 
 
