@@ -85,6 +85,7 @@ for n in itertools.count():
         (library.remove([doc_id]) if n % 2 else library.replace(doc, doc_id))
     else:
         library.add([(doc, doc_id)])
+    print(library.store.generation(), flush=True)
 """
 
 
@@ -111,7 +112,11 @@ def test_sigkill_during_writes_leaves_each_document_wholly_in_or_out(
             text=True,
         )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.05, 1.5))
+        # Kill only once this writer has committed, so a slow machine still kills mid-writes.
+        while (line := proc.stdout.readline()) and int(line) <= generations:
+            pass
+        assert line, "the writer stopped before it committed"
+        time.sleep(rng.uniform(0.0, 1.0))
         assert proc.poll() is None, "the writer stopped by itself"
         proc.kill()
         proc.wait()
