@@ -7,7 +7,8 @@ smaller one there, and a rerun embeds only what the store lacks. Per size, one r
 ingest seconds and chunks/s (this run's embedding only) and peak RSS; the store's size on disk;
 ``IndexStore.load`` seconds and RSS in a fresh process, twice (the first may build an approximate
 index and keep it: the second is what a restart costs); retrieval (hybrid, k=20) and whole-ask
-latency over the planted held-out SQuAD questions; dense recall@10 of ``--index-kind`` against
+latency over the planted held-out SQuAD questions, and the asked ones' EM and F1 (a refusal
+scores 0: every planted question is answerable); dense recall@10 of ``--index-kind`` against
 exact search; hit@5 of hybrid, dense and BM25 retrieval over every planted question (a passage
 inside the question's paragraph holding an answer among the first five); and the cost
 of adding one ``--add-pages`` document (``Library.add``, then ``IndexStore.refresh``) and of
@@ -51,6 +52,7 @@ from rag.docstore import FILENAME
 from rag.library import Library
 from rag.pipeline import AskPipeline, QuestionError, make_reader
 from rag.store import index_kind_for
+from rag.training.squad import exact_match, token_f1
 
 EXIT_FAIL, EXIT_USAGE = 1, 2
 COLUMNS = [
@@ -69,6 +71,7 @@ COLUMNS = [
     ("startup_s", "pipeline start s"),
     ("retrieve_ms", "retrieve p50/p95 ms"),
     ("ask_ms", "ask p50/p95 ms"),
+    ("ask_em_f1", "ask EM/F1"),
     ("recall_at_10", "recall@10"),
     ("hit_at_5", "hit@5"),
     ("hit_at_5_dense", "hit@5 dense"),
@@ -145,20 +148,24 @@ def measure(pipe: AskPipeline, corpus: ScaleCorpus, args: argparse.Namespace, ki
             continue
     plain = pipe.with_settings(merge_passages=False)  # a passage is a chunk (squad-retrieval)
     hit_at_5 = {mode: _hit_at_5(plain, probes, mode) for mode in ("hybrid", "dense", "bm25")}
-    asked = [p.question for p in probes[: args.questions]]
-    for question in asked[:3]:  # warm lazy kernels
-        pipe.ask(question)
-    ask_ms = []
-    for question in asked:
+    asked = probes[: args.questions]
+    for probe in asked[:3]:  # warm lazy kernels
+        pipe.ask(probe.question)
+    ask_ms, em, f1 = [], [], []
+    for probe in asked:
         started = time.perf_counter()
-        pipe.ask(question)
+        answer = pipe.ask(probe.question)
         ask_ms.append(1000 * (time.perf_counter() - started))
+        text = "" if answer.abstained or answer.answer is None else answer.answer
+        em.append(exact_match(text, list(probe.answers)))
+        f1.append(token_f1(text, list(probe.answers)))
     return {
         "planted_questions": len(probes),
         "searched_questions": len(retrieve_ms),
         "asked_questions": len(ask_ms),
         "retrieve_ms": _p50_p95(retrieve_ms) if retrieve_ms else None,
         "ask_ms": _p50_p95(ask_ms) if ask_ms else None,
+        "ask_em_f1": [round(statistics.fmean(v), 4) for v in (em, f1)] if ask_ms else None,
         "recall_at_10": recall_at_10(pipe, [p.question for p in searched], kind),
         "hit_at_5": hit_at_5["hybrid"],
         "hit_at_5_dense": hit_at_5["dense"],

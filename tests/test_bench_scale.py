@@ -50,6 +50,7 @@ def test_a_tiny_run_prints_every_column_with_sane_figures_and_resumes(tmp_path: 
     assert row["searched_questions"] == 60 and row["asked_questions"] == 10
     assert 0 < row["retrieve_ms"][0] <= row["retrieve_ms"][1]
     assert 0 < row["ask_ms"][0] <= row["ask_ms"][1]
+    assert 0 <= row["ask_em_f1"][0] <= row["ask_em_f1"][1] <= 1 and row["ask_em_f1"][1] > 0
     assert 0 <= row["hit_at_5"] <= 1 and row["recall_at_10"] == 1.0  # flat: exact
     assert 0 <= row["hit_at_5_dense"] <= 1 and 0 <= row["hit_at_5_bm25"] <= 1
     assert row["planted_questions"] > row["searched_questions"]  # hit@5 asks every one
