@@ -27,6 +27,7 @@ STRATEGIES = [
     ("bm25", "bm25", "convex"),
     ("hybrid rrf", "hybrid", "rrf"),
     ("hybrid convex", "hybrid", "convex"),
+    ("hybrid scaled", "hybrid", "scaled"),
 ]
 
 

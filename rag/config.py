@@ -17,7 +17,7 @@ SEED_CORPUS = PROJECT_ROOT / "seeds"
 
 IndexChoice = Literal["auto", "flat", "hnsw", "ivf"]
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
-Fusion = Literal["convex", "rrf"]
+Fusion = Literal["convex", "rrf", "scaled"]
 ReaderKind = Literal["span", "sentence"]
 ReaderPrecision = Literal["auto", "fp32", "bf16", "int8"]
 # What runs a model: torch, or ONNX Runtime over files `verbatim export-onnx` writes.
@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     # When the reader abstains over top_k passages, it reads this many once more (0: never).
     second_pass_top_k: int = Field(7, ge=0, le=50)
     candidates: int = Field(20, ge=1)
-    # hybrid: convex (weighted mean of min-max normalised scores) or rrf (reciprocal rank fusion)
+    # hybrid: convex (weighted mean of min-max normalised scores), rrf (reciprocal rank fusion)
+    # or scaled (weighted mean of scores over their ranking's best; see Retriever.scaled)
     fusion: Fusion = "convex"
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(1.0, ge=0)

@@ -49,7 +49,7 @@ class Retriever:
         self.dense_weight = dense_weight
         self.bm25_weight = bm25_weight
         if fusion not in get_args(Fusion):
-            raise ValueError(f"unknown fusion {fusion!r}; use {' or '.join(get_args(Fusion))}")
+            raise ValueError(f"unknown fusion {fusion!r}; use {', '.join(get_args(Fusion))}")
         self.fusion = fusion
         self.lexical_weight = lexical_weight
 
@@ -89,13 +89,14 @@ class Retriever:
 
     def hybrid(self, query: str, k: int, dense_hits: list[Hit]) -> list[Hit]:
         """The query's dense candidates (``dense_hits``, :meth:`pool` of them) and its BM25
-        ones fused by :meth:`convex` or :meth:`rrf`."""
+        ones fused by :meth:`convex`, :meth:`rrf` or :meth:`scaled`."""
         n = self.pool(k)
         rankings = [
             (self.dense_weight, dense_hits),
             (self.bm25_weight, self.bm25(query, n)),
         ]
-        fused = self.convex(rankings) if self.fusion == "convex" else self.rrf(rankings)
+        fuse = {"convex": self.convex, "rrf": self.rrf, "scaled": self.scaled}[self.fusion]
+        fused = fuse(rankings)
         if self.lexical_weight:
             fused = self.with_evidence(query, fused)
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
@@ -130,6 +131,21 @@ class Retriever:
                 norm = (hit.score - lo) / (hi - lo) if hi > lo else 1.0
                 fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + weight / total * norm
         return fused
+
+    def scaled(self, rankings: list[tuple[float, list[Hit]]]) -> dict[int, float]:
+        """Weighted mean of scores over their ranking's best, in [0, 1]: first place counts 1,
+        and a chunk a ranking did not find counts as its last, the most it could have scored
+        there. Unlike min-max, a ranking whose scores bunch together (dense search among a
+        million chunks) sways the order less. Scores below 0 count 0."""
+        total = sum(weight for weight, _ in rankings) or 1.0
+        parts = []
+        for weight, hits in rankings:
+            if hits:
+                best = hits[0].score
+                norm = {h.chunk_id: max(h.score, 0.0) / best if best > 0 else 1.0 for h in hits}
+                parts.append((weight / total, norm, norm[hits[-1].chunk_id]))
+        found = {c for _, norm, _ in parts for c in norm}
+        return {c: sum(w * norm.get(c, last) for w, norm, last in parts) for c in found}
 
     def rrf(self, rankings: list[tuple[float, list[Hit]]]) -> dict[int, float]:
         """Weighted reciprocal rank fusion: the sum of ``weight / (rrf_k + rank)``."""

@@ -77,7 +77,33 @@ def test_rrf_fusion_sums_weighted_reciprocal_ranks(seed_pipeline):
     assert fused == pytest.approx({1: 1 / 61, 2: 1 / 62 + 2 / 61})
 
 
-@pytest.mark.parametrize("fusion", ["convex", "rrf"])
+def test_scaled_fusion_divides_by_the_best_and_counts_a_missing_chunk_as_the_last(seed_pipeline):
+    r = Retriever(seed_pipeline.store, seed_pipeline.encoder, fusion="scaled")
+    dense = [Hit(1, 0.8), Hit(2, 0.6), Hit(3, 0.4)]
+    bm25 = [Hit(2, 12.0), Hit(4, 3.0)]
+    fused = r.scaled([(3.0, dense), (1.0, bm25)])
+    # 4 was not among dense's hits, so it counts as dense's last (0.4 / 0.8); 1 and 3 as BM25's
+    expected = {1: 0.75 + 0.25 * 0.25, 2: 0.75 * 0.75 + 0.25, 3: 0.75 * 0.5 + 0.25 * 0.25}
+    assert fused == pytest.approx({**expected, 4: 0.75 * 0.5 + 0.25 * 0.25})
+    assert r.scaled([(1.0, [Hit(7, 2.5)]), (1.0, [])]) == {7: 0.5}  # as convex counts it
+    assert r.scaled([(1.0, [Hit(7, 0.5), Hit(8, -0.2)])]) == {7: 1.0, 8: 0.0}
+
+
+def test_a_ranking_whose_scores_bunch_sways_scaled_fusion_less_than_min_max(seed_pipeline):
+    """Dense cosines among many distractors lie close together; min-max spreads them over [0, 1]
+    all the same, so they outvote BM25's clear preference. Scaled fusion keeps the bunching."""
+    r = Retriever(seed_pipeline.store, seed_pipeline.encoder)
+    dense = [Hit(1, 0.61), Hit(2, 0.60), Hit(3, 0.59)]
+    bm25 = [Hit(2, 20.0), Hit(1, 18.0), Hit(3, 2.0)]
+
+    def first(fused: dict[int, float]) -> int:
+        return max(fused, key=lambda c: fused[c])
+
+    assert first(r.convex([(1.0, dense), (1.0, bm25)])) == 1
+    assert first(r.scaled([(1.0, dense), (1.0, bm25)])) == 2
+
+
+@pytest.mark.parametrize("fusion", ["convex", "rrf", "scaled"])
 def test_hybrid_search_works_under_either_fusion(seed_pipeline, fusion):
     r = Retriever(seed_pipeline.store, seed_pipeline.encoder, fusion=fusion)
     hits = r.search("75th anniversary of diplomatic relations", 5)

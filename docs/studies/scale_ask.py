@@ -7,8 +7,8 @@ what does lexical evidence do there (issues 18 and 14)?
 The folder is a ``verbatim bench-scale --work-dir`` holding ``corpus-N`` and ``store-N`` per size;
 every held-out SQuAD v2.0 dev article is planted in each store. The questions are squad-ask's
 (its ``sample``: the articles the calibration was not fitted on, answerable and unanswerable,
-seed 7), asked with second pass 7, once with fusion alone (``candidates`` 20, ``lexical_weight``
-0) and once with lexical evidence (50, .5). The figures are squad-ask's ``summarise``;
+seed 7), asked with second pass 7 under each of ``VARIANTS``: fusion alone (the defaults), lexical
+evidence (``lexical_weight`` .5, ``candidates`` 50) and scaled fusion (``fusion`` scaled, 50). The figures are squad-ask's ``summarise``;
 ``right_document`` is left out (the planted articles' doc ids are not squad-ask's)."""
 
 import argparse
@@ -22,12 +22,17 @@ from eval.squad_retrieval import write_corpus
 from rag.config import get_settings
 from rag.pipeline import AskPipeline
 
-VARIANTS = {"fusion alone": (20, 0.0), "lexical evidence": (50, 0.5)}
+VARIANTS = {
+    "fusion alone": {"candidates": 20, "lexical_weight": 0.0},
+    "lexical evidence": {"candidates": 50, "lexical_weight": 0.5},
+    "scaled fusion": {"candidates": 50, "fusion": "scaled"},
+}
 
 parser = argparse.ArgumentParser()
 parser.add_argument("work", type=Path)
 parser.add_argument("sizes", type=int, nargs="+")
 parser.add_argument("--limit", type=int, default=0, help="questions (0: all)")
+parser.add_argument("--only", nargs="*", choices=list(VARIANTS), help="these variants alone")
 args = parser.parse_args()
 base = get_settings()
 with tempfile.TemporaryDirectory() as tmp:
@@ -39,10 +44,10 @@ for n in args.sizes:
     )
     pipe = AskPipeline(s, encoder=Encoder.from_settings(s))
     pipe.warm_up()
-    for name, (candidates, weight) in VARIANTS.items():
-        asking = pipe.with_settings(
-            candidates=candidates, lexical_weight=weight, second_pass_top_k=7
-        )
+    for name, updates in VARIANTS.items():
+        if args.only and name not in args.only:
+            continue
+        asking = pipe.with_settings(second_pass_top_k=7, **updates)
         figures = summarise([score(p, asking.ask(p.question)) for p in probes])
         figures.pop("right_document")
         print(f"{n} chunks, {name}: {json.dumps(figures)}", flush=True)
