@@ -45,6 +45,7 @@ from eval.scale_corpus import (
     write_folder,
 )
 from eval.scale_store import build_store, cold_load
+from eval.squad_ask import score
 from eval.squad_retrieval import first_hit
 from rag.cli import at_least
 from rag.config import PROJECT_ROOT, IndexChoice, Settings, get_settings
@@ -52,7 +53,6 @@ from rag.docstore import FILENAME
 from rag.library import Library
 from rag.pipeline import AskPipeline, QuestionError, make_reader
 from rag.store import index_kind_for
-from rag.training.squad import exact_match, token_f1
 
 EXIT_FAIL, EXIT_USAGE = 1, 2
 COLUMNS = [
@@ -156,9 +156,9 @@ def measure(pipe: AskPipeline, corpus: ScaleCorpus, args: argparse.Namespace, ki
         started = time.perf_counter()
         answer = pipe.ask(probe.question)
         ask_ms.append(1000 * (time.perf_counter() - started))
-        text = "" if answer.abstained or answer.answer is None else answer.answer
-        em.append(exact_match(text, list(probe.answers)))
-        f1.append(token_f1(text, list(probe.answers)))
+        outcome = score(probe, answer)
+        em.append(outcome.em)
+        f1.append(outcome.f1)
     return {
         "planted_questions": len(probes),
         "searched_questions": len(retrieve_ms),
