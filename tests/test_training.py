@@ -319,6 +319,17 @@ def test_repeat_draws_a_small_pool_more_than_once():
     assert {e.qid for e in twice} == {e.qid for e in once}
 
 
+def test_a_repeat_that_the_mix_share_makes_inert_is_refused():
+    pool = len(mix.build_training_examples(20_000, 3, DATA_DIR, {"v2dev": 1.0}))
+    small = pool / 20_000  # one pass of the pool, so four passes allowed draw nothing more
+    with pytest.raises(ValueError, match=r"--repeat v2dev=4 has no effect.*raise the share"):
+        mix.build_training_examples(20_000, 3, DATA_DIR, {"v2dev": small}, repeat={"v2dev": 4})
+    four = mix.build_training_examples(
+        20_000, 3, DATA_DIR, {"v2dev": 4 * small}, repeat={"v2dev": 4}
+    )
+    assert len(four) == 4 * pool
+
+
 def test_similar_negatives_pick_the_answer_free_paragraph_sharing_most_question_words():
     article = _article(
         "Harbour",

@@ -1,5 +1,6 @@
 #!/bin/bash
 # Trains the reader on the device: bash .devcarry/run.sh python3 cuda 163000 $OUT [EPOCHS] [SEED]
+# (TRAIN_ARGS="--mix ... --repeat ..." in the environment: more arguments; the last --mix wins).
 # ($OUT gets train.log and the output folder as tar parts of 15 MiB; cat them | tar xf -).
 PY=$1; DEV=$2; WIN=$3; O=$4; EP=${5:-2}; SEED=${6:-13}
 R=$(pwd)
@@ -15,7 +16,7 @@ rm -rf /tmp/ref
 set -o pipefail
 $PY .devcarry/driver.py train-reader --out /tmp/ref --base-model $R/.devcarry/base --device $DEV --bf16 \
   --max-train-windows $WIN --epochs $EP --batch-size 64 --lr 1e-4 --seed $SEED \
-  --mix squad=0.565,shifts=0.178,neg_para=0.213,v2dev=0.041 --log-every 100 2>&1 | tee $O/train.log
+  --mix squad=0.565,shifts=0.178,neg_para=0.213,v2dev=0.041 --log-every 100 $TRAIN_ARGS 2>&1 | tee $O/train.log
 rc=$?
 echo "train rc=$rc after $(( $(date +%s) - T0 ))s"
 ls -la /tmp/ref

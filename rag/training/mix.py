@@ -51,7 +51,8 @@ def build_training_examples(
 
     A pool named in ``repeat`` may be drawn up to that many times over (each pass in its own
     shuffled order), so a small pool such as the real unanswerables of ``v2dev`` can weigh
-    more. Never touches the held-out half of SQuAD v2.0 dev.
+    more; its share in ``mix`` must ask for more than one pass (``ValueError`` otherwise).
+    Never touches the held-out half of SQuAD v2.0 dev.
     """
     repeat = repeat or {}
     mix = dict(DEFAULT_MIX if mix is None else mix)
@@ -84,6 +85,15 @@ def build_training_examples(
         for k in range(1, repeat.get(name, 1)):
             passes.append(random.Random(f"{seed}-{name}-{k}").sample(pool, len(pool)))
         drawn = [e for p in passes for e in p]
-        chosen.extend(drawn[: round(mix[name] * n_examples)])
+        take = round(mix[name] * n_examples)
+        times = repeat.get(name, 1)
+        if times > 1 and take <= 1.05 * len(pool):
+            # the share, not the repeat, sets how much is drawn: an inert repeat is a wrong recipe
+            raise ValueError(
+                f"--repeat {name}={times} has no effect: its --mix share {mix[name]:g} draws "
+                f"{take:,} examples of a pool of {len(pool):,}; raise the share to about "
+                f"{times * len(pool) / n_examples:.2f} to draw it {times} times"
+            )
+        chosen.extend(drawn[:take])
     rng.shuffle(chosen)
     return chosen
