@@ -81,12 +81,7 @@ def build_training_examples(
             continue
         pool = builders[name]()
         random.Random(f"{seed}-{name}").shuffle(pool)
-        passes = [pool]
-        for k in range(1, repeat.get(name, 1)):
-            passes.append(random.Random(f"{seed}-{name}-{k}").sample(pool, len(pool)))
-        drawn = [e for p in passes for e in p]
-        take = round(mix[name] * n_examples)
-        times = repeat.get(name, 1)
+        take, times = round(mix[name] * n_examples), repeat.get(name, 1)
         if times > 1 and take <= 1.05 * len(pool):
             # the share, not the repeat, sets how much is drawn: an inert repeat is a wrong recipe
             raise ValueError(
@@ -94,6 +89,10 @@ def build_training_examples(
                 f"{take:,} examples of a pool of {len(pool):,}; raise the share to about "
                 f"{times * len(pool) / n_examples:.2f} to draw it {times} times"
             )
+        passes = [pool]
+        for k in range(1, times):
+            passes.append(random.Random(f"{seed}-{name}-{k}").sample(pool, len(pool)))
+        drawn = [e for p in passes for e in p]
         chosen.extend(drawn[:take])
     rng.shuffle(chosen)
     return chosen
