@@ -10,7 +10,8 @@ index and keep it: the second is what a restart costs); retrieval (hybrid, k=20)
 latency over the planted held-out SQuAD questions, and the asked ones' EM and F1 (a refusal
 scores 0: every planted question is answerable); dense recall@10 of ``--index-kind`` against
 exact search; hit@5 of hybrid, dense and BM25 retrieval over every planted question (a passage
-inside the question's paragraph holding an answer among the first five); and the cost
+inside the question's paragraph holding an answer among the first five), with lexical evidence
+on or off as the settings have it at that size; and the cost
 of adding one ``--add-pages`` document (``Library.add``, then ``IndexStore.refresh``) and of
 removing it again:
 
@@ -59,6 +60,7 @@ COLUMNS = [
     ("chunks", "chunks"),
     ("documents", "docs"),
     ("kind", "index"),
+    ("evidence", "lexical evidence"),
     ("ingest_s", "ingest s"),
     ("chunks_per_s", "chunks/s"),
     ("ingest_peak_rss_mb", "ingest peak RSS MB"),
@@ -217,6 +219,8 @@ def bench_size(n: int, source: CorpusSource, encoder: Encoder, reader, args, bas
     started = time.perf_counter()
     pipe.warm_up()
     row["startup_s"] = round(time.perf_counter() - started, 2)
+    assert pipe.retriever is not None
+    row["evidence"] = "on" if pipe.retriever.evidence_on() else "off"
     print(f"bench-scale {n:,} chunks: searching and asking", file=sys.stderr)
     row.update(measure(pipe, corpus, args, kind))
     if args.add_pages:

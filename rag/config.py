@@ -35,6 +35,11 @@ ChunkContext = Literal["none", "title"]
 # retrieval searches with it; scope: retrieval searches without it too, preferring the
 # documents that hold its name (as drop when none or all do).
 Attribution = Literal["read", "drop", "scope"]
+# Lexical evidence after fusion (Retriever.with_evidence). auto: on over a store of at least
+# auto_lexical_min_chunks chunks, where dense ranking loses most to distractors and the evidence
+# brings answers back near a small corpus's; off below it, where it answers more near-miss
+# questions than it gains (docs/studies/lexical-evidence.md).
+LexicalEvidence = Literal["auto", "on", "off"]
 
 
 class Settings(BaseSettings):
@@ -49,6 +54,7 @@ class Settings(BaseSettings):
     # auto: exact (flat) search up to auto_index_min_chunks chunks, HNSW past it.
     index_kind: IndexChoice = "auto"
     auto_index_min_chunks: int = Field(50_000, ge=1)
+    auto_lexical_min_chunks: int = Field(50_000, ge=1)
     # HNSW: candidates kept while searching; IVF: lists searched (defaults: IndexParams').
     hnsw_ef_search: int = Field(IndexParams.ef_search, ge=1, le=4096)
     ivf_nprobe: int = Field(IndexParams.nprobe, ge=1, le=65536)
@@ -92,10 +98,11 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
-    # After fusion each candidate gains lexical_weight times the share of the question's words
-    # and word pairs it holds. Off by default: it lifts held-out SQuAD but refuses fewer
-    # unanswerable questions (docs/studies/lexical-evidence.md).
-    lexical_weight: float = Field(0.0, ge=0, le=10)
+    # With lexical evidence on, each fused candidate gains lexical_weight times the share of the
+    # question's words and word pairs it holds, over pools of at least lexical_candidates.
+    lexical_evidence: LexicalEvidence = "auto"
+    lexical_weight: float = Field(0.5, ge=0, le=10)
+    lexical_candidates: int = Field(50, ge=1)
     # Retrieved chunks of one document that overlap or touch are read as one passage.
     merge_passages: bool = True
     # What of each passage the reader reads (fewer tokens, less time: see ReadingContext), and

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 # What a pipeline may change without reloading its index or reader (see with_settings).
 ASK_TIME_SETTINGS = frozenset(
     ["retrieval_mode", "top_k", "second_pass_top_k", "candidates", "fusion", "rrf_k"]
-    + ["dense_weight", "bm25_weight", "lexical_weight", "merge_passages"]
+    + ["dense_weight", "bm25_weight", "lexical_evidence", "lexical_weight", "lexical_candidates"]
+    + ["auto_lexical_min_chunks", "merge_passages"]
     + ["reading_context", "reading_context_sentences", "attribution"]
 )
 

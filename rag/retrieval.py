@@ -1,5 +1,5 @@
 """Dense, BM25 and hybrid retrieval over an :class:`IndexStore`; hybrid fuses the two rankings
-by a convex combination of their normalised scores (default) or by reciprocal rank fusion."""
+(convex by default, RRF or scaled) and, over large stores, adds lexical evidence."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import get_args
 import numpy as np
 
 from embeddings.encoder import Encoder
-from rag.config import Fusion, RetrievalMode, Settings
+from rag.config import Fusion, LexicalEvidence, RetrievalMode, Settings
 from rag.lexical import lexical_evidence
 from rag.store import IndexStore
 
@@ -37,11 +37,16 @@ class Retriever:
         dense_weight: float = 1.0,
         bm25_weight: float = 1.0,
         fusion: Fusion = "convex",
-        lexical_weight: float = 0.0,
+        lexical: LexicalEvidence = "auto",
+        lexical_weight: float = 0.5,
+        lexical_candidates: int = 50,
+        lexical_min_chunks: int = 50_000,
     ):
-        """``candidates``: each ranking's pool for a hybrid search; ``lexical_weight``: how much
-        a hybrid candidate gains per unit of :func:`lexical_evidence` (0 to 2) on a fused score
-        where first place in both rankings counts 1 (0: fusion alone)."""
+        """``candidates``: each ranking's pool for a hybrid search; ``lexical``: whether a hybrid
+        search adds lexical evidence (``auto``: over a store of at least ``lexical_min_chunks``
+        chunks); ``lexical_weight``: what a candidate then gains per unit of
+        :func:`lexical_evidence` (0 to 2) on a fused score where first place in both rankings
+        counts 1; ``lexical_candidates``: each ranking's pool, at least, when it is on."""
         self.store = store
         self.encoder = encoder
         self.candidates = candidates
@@ -51,7 +56,14 @@ class Retriever:
         if fusion not in get_args(Fusion):
             raise ValueError(f"unknown fusion {fusion!r}; use {', '.join(get_args(Fusion))}")
         self.fusion = fusion
+        if lexical not in get_args(LexicalEvidence):
+            raise ValueError(
+                f"unknown lexical evidence {lexical!r}; use {', '.join(get_args(LexicalEvidence))}"
+            )
+        self.lexical = lexical
         self.lexical_weight = lexical_weight
+        self.lexical_candidates = lexical_candidates
+        self.lexical_min_chunks = lexical_min_chunks
 
     @classmethod
     def from_settings(cls, settings: Settings, store: IndexStore, encoder: Encoder) -> Retriever:
@@ -64,8 +76,17 @@ class Retriever:
             s.dense_weight,
             s.bm25_weight,
             s.fusion,
+            s.lexical_evidence,
             s.lexical_weight,
+            s.lexical_candidates,
+            s.auto_lexical_min_chunks,
         )
+
+    def evidence_on(self) -> bool:
+        """Whether a hybrid search now adds lexical evidence (``auto``: by the store's size)."""
+        if self.lexical == "auto":
+            return len(self.store.chunks) >= self.lexical_min_chunks
+        return self.lexical == "on"
 
     def dense_many(self, vectors: np.ndarray, ks: list[int]) -> list[list[Hit]]:
         """The ``k`` chunks most cosine-similar to each row of ``vectors``: one index search per
@@ -87,17 +108,21 @@ class Retriever:
         scores, ids = self.store.sparse.search(query, k)
         return [Hit(int(i), float(s)) for s, i in zip(scores, ids, strict=True)]
 
-    def hybrid(self, query: str, k: int, dense_hits: list[Hit]) -> list[Hit]:
+    def hybrid(
+        self, query: str, k: int, dense_hits: list[Hit], evidence: bool | None = None
+    ) -> list[Hit]:
         """The query's dense candidates (``dense_hits``, :meth:`pool` of them) and its BM25
-        ones fused by :meth:`convex`, :meth:`rrf` or :meth:`scaled`."""
-        n = self.pool(k)
+        ones fused by :meth:`convex`, :meth:`rrf` or :meth:`scaled`, then, with ``evidence``
+        (None: :meth:`evidence_on`), :meth:`with_evidence`."""
+        evidence = self.evidence_on() if evidence is None else evidence
+        n = self.pool(k, evidence)
         rankings = [
             (self.dense_weight, dense_hits),
             (self.bm25_weight, self.bm25(query, n)),
         ]
         fuse = {"convex": self.convex, "rrf": self.rrf, "scaled": self.scaled}[self.fusion]
         fused = fuse(rankings)
-        if self.lexical_weight:
+        if evidence and self.lexical_weight:
             fused = self.with_evidence(query, fused)
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         return [Hit(i, s) for i, s in best]
@@ -114,9 +139,10 @@ class Retriever:
             for c, s in fused.items()
         }
 
-    def pool(self, k: int) -> int:
-        """Candidates each ranking gives a hybrid search for ``k`` hits."""
-        return max(k, self.candidates)
+    def pool(self, k: int, evidence: bool = False) -> int:
+        """Candidates each ranking gives a hybrid search for ``k`` hits (deeper with
+        ``evidence``: the evidence re-ranks candidates fusion alone would leave out)."""
+        return max(k, self.candidates, self.lexical_candidates if evidence else 0)
 
     def convex(self, rankings: list[tuple[float, list[Hit]]]) -> dict[int, float]:
         """Weighted mean of min-max normalised scores, in [0, 1]: a ranking's best candidate
@@ -192,7 +218,8 @@ class Retriever:
             raise ValueError(f"unknown retrieval mode {unknown.pop()!r}; use hybrid, dense or bm25")
         dense = [i for i, mode in enumerate(modes) if mode != "bm25"]
         asked = self.encoder.encode_queries([queries[i] for i in dense])
-        depths = [ks[i] if modes[i] == "dense" else self.pool(ks[i]) for i in dense]
+        evidence = self.evidence_on()
+        depths = [ks[i] if modes[i] == "dense" else self.pool(ks[i], evidence) for i in dense]
         found = dict(zip(dense, self.dense_many(asked, depths), strict=True))
         out = []
         for i, (query, k, mode) in enumerate(zip(queries, ks, modes, strict=True)):
@@ -201,5 +228,5 @@ class Retriever:
             elif mode == "dense":
                 out.append(found[i])
             else:
-                out.append(self.hybrid(query, k, found[i]))
+                out.append(self.hybrid(query, k, found[i], evidence))
         return out

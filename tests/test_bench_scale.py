@@ -43,6 +43,7 @@ def test_a_tiny_run_prints_every_column_with_sane_figures_and_resumes(tmp_path: 
     assert [c.strip() for c in header.strip("|").split("|")] == [label for _, label in COLUMNS]
     (row,) = json.loads(out.read_text())["rows"]
     assert 240 <= row["chunks"] <= 360 and row["documents"] >= 2
+    assert row["kind"] == "flat" and row["evidence"] == "off"  # a small corpus
     assert row["embedded_chunks"] == row["chunks"] and row["chunks_per_s"] > 0
     assert row["ingest_peak_rss_mb"] > 0 and row["store_mb"] > 0
     assert row["load_s"] >= 0 and row["load_rss_mb"] > 0
@@ -57,11 +58,16 @@ def test_a_tiny_run_prints_every_column_with_sane_figures_and_resumes(tmp_path: 
     assert row["add_chunks"] > 0 and row["add_s"] > 0
     assert row["add_refresh_ms"] > 0 and row["remove_refresh_ms"] > 0
 
-    again = bench_scale(*args, "--add-pages", "0", "--work-dir", str(work), "--json", str(out))
+    # resumed, with this size counted as large enough for lexical evidence
+    large = {"VERBATIM_AUTO_LEXICAL_MIN_CHUNKS": "200"}
+    again = bench_scale(
+        *args, "--add-pages", "0", "--work-dir", str(work), "--json", str(out), env=large
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     (resumed,) = json.loads(out.read_text())["rows"]
     assert resumed["embedded_chunks"] == 0 and resumed["chunks"] == row["chunks"]
-    for key in ("hit_at_5", "hit_at_5_dense", "hit_at_5_bm25"):
+    assert resumed["evidence"] == "on"
+    for key in ("hit_at_5_dense", "hit_at_5_bm25"):
         assert resumed[key] == row[key]  # the same corpus and questions
     assert "add_s" not in resumed
 

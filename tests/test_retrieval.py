@@ -133,7 +133,7 @@ def test_questions_searched_together_find_what_each_finds_alone(seed_pipeline, d
 
 def test_evidence_adds_the_weighted_share_of_the_questions_wording(seed_pipeline):
     store = seed_pipeline.store
-    r = Retriever(store, seed_pipeline.encoder, lexical_weight=0.5)
+    r = Retriever(store, seed_pipeline.encoder, lexical="on", lexical_weight=0.5)
     question = "75th anniversary of diplomatic relations"
     ids = [int(c) for c in store.chunks.ids()[:6]]
     fused = {c: 0.1 * i for i, c in enumerate(ids)}
@@ -142,7 +142,7 @@ def test_evidence_adds_the_weighted_share_of_the_questions_wording(seed_pipeline
         gained = moved[c] - fused[c]
         assert gained == pytest.approx(0.5 * lexical_evidence(question, store.chunks[c].text))
     # RRF's scores are scaled first, so that first place in both rankings counts 1
-    rrf = Retriever(store, seed_pipeline.encoder, fusion="rrf", lexical_weight=1.0)
+    rrf = Retriever(store, seed_pipeline.encoder, fusion="rrf", lexical="on", lexical_weight=1.0)
     top = {ids[0]: 2 / 61}
     evidence = lexical_evidence(question, store.chunks[ids[0]].text)
     assert rrf.with_evidence(question, top)[ids[0]] == pytest.approx(1.0 + evidence)
@@ -152,7 +152,30 @@ def test_evidence_lifts_the_passage_that_holds_the_questions_words(seed_pipeline
     question = "75th anniversary of diplomatic relations"
     chunks = seed_pipeline.store.chunks
     with_words = [c for c in chunks.ids() if "75th anniversary" in chunks[c].text]
-    lifted = Retriever(seed_pipeline.store, seed_pipeline.encoder, candidates=50, lexical_weight=5)
+    lifted = Retriever(seed_pipeline.store, seed_pipeline.encoder, lexical="on", lexical_weight=5)
     hits = lifted.search(question, 5)
     assert hits[0].chunk_id in with_words
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_auto_evidence_turns_on_at_its_store_size(seed_pipeline, dev_questions):
+    store, encoder = seed_pipeline.store, seed_pipeline.encoder
+    size = len(store.chunks)
+    on = Retriever(store, encoder, lexical="on", lexical_weight=5)
+    off = Retriever(store, encoder, lexical="off", lexical_weight=5)
+    large = Retriever(store, encoder, lexical="auto", lexical_weight=5, lexical_min_chunks=size)
+    small = Retriever(store, encoder, lexical="auto", lexical_weight=5, lexical_min_chunks=size + 1)
+    assert (large.evidence_on(), small.evidence_on()) == (True, False)
+    assert (large.pool(5, large.evidence_on()), small.pool(5, small.evidence_on())) == (50, 20)
+    questions = [q["question"] for q in dev_questions[:10]]
+    ids = {
+        name: [[h.chunk_id for h in r.search(q, 5)] for q in questions]
+        for name, r in {"on": on, "off": off, "large": large, "small": small}.items()
+    }
+    assert ids["on"] != ids["off"]  # weight 5 reorders some of these questions' passages
+    assert (ids["large"], ids["small"]) == (ids["on"], ids["off"])
+
+
+def test_unknown_lexical_evidence_is_refused(seed_pipeline):
+    with pytest.raises(ValueError, match="auto, on, off"):
+        Retriever(seed_pipeline.store, seed_pipeline.encoder, lexical="sometimes")

@@ -92,11 +92,11 @@ def pooled(pipe: AskPipeline, probes: list, pool: int) -> dict[str, float]:
 
 # The service's own search under settings (bench-scale's hit@5, chunks not merged).
 SERVICE = {
-    "convex, 20": {},
-    "scaled, 20": {"fusion": "scaled"},
-    "scaled, 50": {"fusion": "scaled", "candidates": 50},
-    "convex, 50, lexical .5": {"candidates": 50, "lexical_weight": 0.5},
-    "scaled, 50, lexical .5": {"fusion": "scaled", "candidates": 50, "lexical_weight": 0.5},
+    "convex, 20": {"lexical_evidence": "off"},
+    "scaled, 20": {"fusion": "scaled", "lexical_evidence": "off"},
+    "scaled, 50": {"fusion": "scaled", "candidates": 50, "lexical_evidence": "off"},
+    "convex, 50, lexical .5": {"lexical_evidence": "on"},  # weight .5, pools of 50
+    "scaled, 50, lexical .5": {"fusion": "scaled", "lexical_evidence": "on"},
 }
 
 

@@ -7,9 +7,10 @@ what does lexical evidence do there (issues 18 and 14)?
 The folder is a ``verbatim bench-scale --work-dir`` holding ``corpus-N`` and ``store-N`` per size;
 every held-out SQuAD v2.0 dev article is planted in each store. The questions are squad-ask's
 (its ``sample``: the articles the calibration was not fitted on, answerable and unanswerable,
-seed 7), asked with second pass 7 under each of ``VARIANTS``: fusion alone (the defaults), lexical
-evidence (``lexical_weight`` .5, ``candidates`` 50) and scaled fusion (``fusion`` scaled, 50). The figures are squad-ask's ``summarise``;
-``right_document`` is left out (the planted articles' doc ids are not squad-ask's)."""
+seed 7), asked with second pass 7 under each of ``VARIANTS``: fusion alone, lexical evidence
+(weight .5 over pools of 50) and scaled fusion (``fusion`` scaled, 50). The figures are
+squad-ask's ``summarise``; ``right_document`` is left out (the planted articles' doc ids are not
+squad-ask's)."""
 
 import argparse
 import json
@@ -23,9 +24,9 @@ from rag.config import get_settings
 from rag.pipeline import AskPipeline
 
 VARIANTS = {
-    "fusion alone": {"candidates": 20, "lexical_weight": 0.0},
-    "lexical evidence": {"candidates": 50, "lexical_weight": 0.5},
-    "scaled fusion": {"candidates": 50, "fusion": "scaled"},
+    "fusion alone": {"candidates": 20, "lexical_evidence": "off"},
+    "lexical evidence": {"lexical_evidence": "on"},  # weight .5, pools of 50
+    "scaled fusion": {"candidates": 50, "fusion": "scaled", "lexical_evidence": "off"},
 }
 
 parser = argparse.ArgumentParser()
