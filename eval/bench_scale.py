@@ -16,6 +16,9 @@ of adding one ``--add-pages`` document (``Library.add``, then ``IndexStore.refre
 removing it again:
 
     verbatim bench-scale --chunks 1000,10000 --add-pages 20 --json eval/out/scale.json
+
+``--fail-under hit@5=0.55`` (repeatable; :data:`FLOORS`) exits 1 when a size's figure is under its
+floor: how ``make test`` runs the 10,000-chunk size.
 """
 
 from __future__ import annotations
@@ -83,6 +86,38 @@ COLUMNS = [
     ("remove_ms", "remove ms"),
     ("remove_refresh_ms", "remove refresh ms"),
 ]
+
+
+# What --fail-under can hold a size to: its row's figure (None: not measured).
+FLOORS = {
+    "hit@5": lambda row: row.get("hit_at_5"),
+    "recall@10": lambda row: row.get("recall_at_10"),
+    "ask_f1": lambda row: (row.get("ask_em_f1") or [None, None])[1],
+}
+
+
+def floor(value: str) -> tuple[str, float]:
+    """An argparse type: ``METRIC=VALUE`` with a metric of :data:`FLOORS`."""
+    name, sep, number = value.partition("=")
+    if not sep or name.strip() not in FLOORS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected METRIC=VALUE with a metric of {', '.join(FLOORS)}"
+        )
+    try:
+        return name.strip(), float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: {number!r} is not a number") from None
+
+
+def missed_floors(rows: list[dict], floors: list[tuple[str, float]]) -> list[str]:
+    """One message per size and floor its figure is under (or did not measure)."""
+    missed = []
+    for row in rows:
+        for name, least in floors:
+            got = FLOORS[name](row)
+            if got is None or got < least:
+                missed.append(f"{row['chunks']:,} chunks: {name} {got} is under {least}")
+    return missed
 
 
 def _p50_p95(values: list[float]) -> list[float]:
@@ -292,7 +327,10 @@ def handler(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"argv": sys.argv, "settings": head}
         args.json.write_text(json.dumps({**payload, "rows": rows}, indent=2) + "\n")
-    return 0
+    missed = missed_floors(rows, args.fail_under)
+    for message in missed:
+        print(f"FAIL: {message}", file=sys.stderr)
+    return EXIT_FAIL if missed else 0
 
 
 def chunk_sizes(value: str) -> list[int]:
@@ -334,6 +372,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=SEED, help="corpus shuffle and question sample")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    p.add_argument(
+        "--fail-under",
+        type=floor,
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help=f"exit 1 when a size's figure is under VALUE (repeatable): {', '.join(FLOORS)}",
+    )
     p.set_defaults(func=handler)
 
 

@@ -36,7 +36,10 @@ def bench_scale(*args: str, env: dict | None = None) -> subprocess.CompletedProc
 def test_a_tiny_run_prints_every_column_with_sane_figures_and_resumes(tmp_path: Path):
     work, out = tmp_path / "work", tmp_path / "scale.json"
     args = ["--chunks", "300", "--questions", "10", "--search-questions", "60"]
-    run = bench_scale(*args, "--add-pages", "2", "--work-dir", str(work), "--json", str(out))
+    floors = ["--fail-under", "hit@5=0.2", "--fail-under", "recall@10=0.95"]
+    run = bench_scale(
+        *args, *floors, "--add-pages", "2", "--work-dir", str(work), "--json", str(out)
+    )
     assert run.returncode == 0, run.stderr[-3000:]
 
     header = next(line for line in run.stdout.splitlines() if line.startswith("| chunks"))
@@ -58,12 +61,17 @@ def test_a_tiny_run_prints_every_column_with_sane_figures_and_resumes(tmp_path: 
     assert row["add_chunks"] > 0 and row["add_s"] > 0
     assert row["add_refresh_ms"] > 0 and row["remove_refresh_ms"] > 0
 
-    # resumed, with this size counted as large enough for lexical evidence
+    # resumed, with this size counted as large enough for lexical evidence, held to a floor
+    # no run reaches: the table and JSON still come, and the exit says which floor was missed
     large = {"VERBATIM_AUTO_LEXICAL_MIN_CHUNKS": "200"}
     again = bench_scale(
-        *args, "--add-pages", "0", "--work-dir", str(work), "--json", str(out), env=large
+        *args,
+        *("--fail-under", "ask_f1=1.01", "--add-pages", "0", "--work-dir", str(work)),
+        *("--json", str(out)),
+        env=large,
     )
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 1, again.stderr[-3000:]
+    assert "FAIL:" in again.stderr and "ask_f1" in again.stderr and "| chunks" in again.stdout
     (resumed,) = json.loads(out.read_text())["rows"]
     assert resumed["embedded_chunks"] == 0 and resumed["chunks"] == row["chunks"]
     assert resumed["evidence"] == "on"
@@ -96,6 +104,8 @@ def test_usage_errors_exit_2_and_say_why(tmp_path: Path):
     assert str(tmp_path) in missing.stderr and "../shared/qa-data" in missing.stderr
     bad = bench_scale("--chunks", "10k")
     assert bad.returncode == 2 and "--chunks" in bad.stderr
+    unknown = bench_scale("--chunks", "300", "--fail-under", "hit@9=0.5")
+    assert unknown.returncode == 2 and "hit@5, recall@10, ask_f1" in unknown.stderr
     assert chunk_sizes("10000,1_000,1000") == [1000, 10000]
     with pytest.raises(Exception, match="at least 100"):
         chunk_sizes("50")
