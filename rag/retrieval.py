@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import get_args
+from typing import TypeVar, get_args
 
 import numpy as np
 
@@ -13,8 +13,17 @@ from rag.config import Fusion, LexicalEvidence, RetrievalMode, Settings
 from rag.lexical import lexical_evidence
 from rag.store import IndexStore
 
+T = TypeVar("T")
+
 # How much deeper than k a query limited to named documents looks for their chunks.
 SCOPE_DEPTH = 4
+
+
+def _choice(what: str, value: T, options: object) -> T:
+    """``value`` if the ``Literal`` ``options`` holds it, else a ValueError naming them."""
+    if value not in get_args(options):
+        raise ValueError(f"unknown {what} {value!r}; use {', '.join(get_args(options))}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -53,14 +62,8 @@ class Retriever:
         self.rrf_k = rrf_k
         self.dense_weight = dense_weight
         self.bm25_weight = bm25_weight
-        if fusion not in get_args(Fusion):
-            raise ValueError(f"unknown fusion {fusion!r}; use {', '.join(get_args(Fusion))}")
-        self.fusion = fusion
-        if lexical not in get_args(LexicalEvidence):
-            raise ValueError(
-                f"unknown lexical evidence {lexical!r}; use {', '.join(get_args(LexicalEvidence))}"
-            )
-        self.lexical = lexical
+        self.fusion = _choice("fusion", fusion, Fusion)
+        self.lexical = _choice("lexical evidence", lexical, LexicalEvidence)
         self.lexical_weight = lexical_weight
         self.lexical_candidates = lexical_candidates
         self.lexical_min_chunks = lexical_min_chunks
@@ -108,13 +111,10 @@ class Retriever:
         scores, ids = self.store.sparse.search(query, k)
         return [Hit(int(i), float(s)) for s, i in zip(scores, ids, strict=True)]
 
-    def hybrid(
-        self, query: str, k: int, dense_hits: list[Hit], evidence: bool | None = None
-    ) -> list[Hit]:
+    def hybrid(self, query: str, k: int, dense_hits: list[Hit], evidence: bool) -> list[Hit]:
         """The query's dense candidates (``dense_hits``, :meth:`pool` of them) and its BM25
         ones fused by :meth:`convex`, :meth:`rrf` or :meth:`scaled`, then, with ``evidence``
-        (None: :meth:`evidence_on`), :meth:`with_evidence`."""
-        evidence = self.evidence_on() if evidence is None else evidence
+        (:meth:`evidence_on`, read once per batch), :meth:`with_evidence`."""
         n = self.pool(k, evidence)
         rankings = [
             (self.dense_weight, dense_hits),
