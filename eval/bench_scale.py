@@ -38,6 +38,7 @@ import numpy as np
 
 from embeddings.encoder import Encoder
 from embeddings.vector_index import VectorIndex
+from eval.floors import missed_floors, parse_floor
 from eval.metrics import percentile
 from eval.scale_corpus import (
     SEED,
@@ -98,26 +99,21 @@ FLOORS = {
 
 def floor(value: str) -> tuple[str, float]:
     """An argparse type: ``METRIC=VALUE`` with a metric of :data:`FLOORS`."""
-    name, sep, number = value.partition("=")
-    if not sep or name.strip() not in FLOORS:
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: expected METRIC=VALUE with a metric of {', '.join(FLOORS)}"
-        )
     try:
-        return name.strip(), float(number)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: {number!r} is not a number") from None
+        return parse_floor(value, FLOORS)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def missed_floors(rows: list[dict], floors: list[tuple[str, float]]) -> list[str]:
+def missed_size_floors(rows: list[dict], floors: list[tuple[str, float]]) -> list[str]:
     """One message per size and floor its figure is under (or did not measure)."""
-    missed = []
-    for row in rows:
-        for name, least in floors:
-            got = FLOORS[name](row)
-            if got is None or got < least:
-                missed.append(f"{row['chunks']:,} chunks: {name} {got} is under {least}")
-    return missed
+    return [
+        message
+        for row in rows
+        for message in missed_floors(
+            f"{row['chunks']:,} chunks", {n: f(row) for n, f in FLOORS.items()}, dict(floors)
+        )
+    ]
 
 
 def _p50_p95(values: list[float]) -> list[float]:
@@ -327,7 +323,7 @@ def handler(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"argv": sys.argv, "settings": head}
         args.json.write_text(json.dumps({**payload, "rows": rows}, indent=2) + "\n")
-    missed = missed_floors(rows, args.fail_under)
+    missed = missed_size_floors(rows, args.fail_under)
     for message in missed:
         print(f"FAIL: {message}", file=sys.stderr)
     return EXIT_FAIL if missed else 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from eval.backends import Backend, EvalError, HttpBackend, InProcessBackend
 from eval.configs import ConfigError, expand_configs
+from eval.floors import missed_floors, parse_floor
 from eval.harness import ConfigResult, EvalResult, run_configs
 from eval.metrics import summarize
 from eval.questions import DEV_QUESTIONS, QuestionFileError, load_questions
@@ -27,34 +28,20 @@ NO_ANSWER = ("on", "off", "both")
 
 def parse_floors(items: list[str] | None) -> dict[str, float]:
     """``["f1=0.5", "hit@5=0.8"]`` -> ``{"f1": 0.5, "hit@5": 0.8}``; ConfigError if invalid."""
-    floors = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep:
-            raise ConfigError(f"--fail-under {item!r}: expected METRIC=VALUE")
-        if name not in METRICS:
-            raise ConfigError(f"--fail-under: unknown metric {name!r}; known: {', '.join(METRICS)}")
-        try:
-            floors[name] = float(value)
-        except ValueError:
-            raise ConfigError(f"--fail-under {item!r}: {value!r} is not a number") from None
-    return floors
+    try:
+        return dict(parse_floor(item, METRICS) for item in items or [])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_floors(results: list[ConfigResult], floors: dict[str, float]) -> list[str]:
     """One message per configuration and metric under its floor (or not measured)."""
-    failures = []
-    for r in results:
-        if r.skipped:
-            continue
-        for name, floor in floors.items():
-            value = r.metrics.get(name)
-            if value is None:
-                failures.append(f"{r.label}: {name} was not measured (floor {floor:g})")
-            elif value < floor:
-                failures.append(f"{r.label}: {name} = {value:.4f} < {floor:g}")
-    return failures
+    return [
+        message
+        for r in results
+        if not r.skipped
+        for message in missed_floors(r.label, r.metrics, floors)
+    ]
 
 
 def _settings(args: argparse.Namespace) -> Settings:

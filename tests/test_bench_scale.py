@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from eval.bench_scale import COLUMNS, chunk_sizes
+from eval.bench_scale import COLUMNS, chunk_sizes, floor, missed_size_floors
 from rag.config import PROJECT_ROOT, get_settings
 from rag.training.squad import SQUAD_TRAIN, SQUAD_V2_DEV
 
@@ -109,3 +111,18 @@ def test_usage_errors_exit_2_and_say_why(tmp_path: Path):
     assert chunk_sizes("10000,1_000,1000") == [1000, 10000]
     with pytest.raises(Exception, match="at least 100"):
         chunk_sizes("50")
+
+
+def test_floors_hold_each_size_to_its_row_and_name_what_was_not_measured():
+    floors = [floor("hit@5=0.5"), floor(" ask_f1=0.7")]
+    rows = [
+        {"chunks": 10000, "hit_at_5": 0.6, "ask_em_f1": [0.6, 0.72]},
+        {"chunks": 1000000, "hit_at_5": 0.45},  # asked no questions
+    ]
+    assert missed_size_floors(rows, floors) == [
+        "1,000,000 chunks: hit@5 = 0.4500 < 0.5",
+        "1,000,000 chunks: ask_f1 was not measured (floor 0.7)",
+    ]
+    for bad in ("hit@5", "hit@5=x", "hit@5=inf"):
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(repr(bad))):
+            floor(bad)

@@ -268,8 +268,8 @@ def test_parse_config():
 
 def test_floors():
     assert parse_floors(["f1=0.5", "hit@5=0.8"]) == {"f1": 0.5, "hit@5": 0.8}
-    for bad in (["f1"], ["bogus=1"], ["f1=high"]):
-        with pytest.raises(ConfigError):
+    for bad in (["f1"], ["bogus=1"], ["f1=high"], ["f1=nan"]):
+        with pytest.raises(ConfigError, match="--fail-under"):
             parse_floors(bad)
     result = ConfigResult(EvalConfig("bm25"), metrics={"f1": 0.4, "hit@5": 0.9, "hit@10": None})
     failures = check_floors([result], {"f1": 0.5, "hit@5": 0.8, "hit@10": 0.5})
